@@ -1,0 +1,170 @@
+"""Content-addressed artifact cache and the variant build cache.
+
+Every model file is stored once under ``artifacts/<sha256[:2]>/<sha256>/<name>``.
+A variant build is remembered under ``builds/<key>.json`` where the key hashes
+the recipe chain and its inputs, so an unchanged suite never rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devices.transport import sha256_file
+from harness.store import Store
+from harness.workspace import Workspace
+from suites import recipes
+from suites.schema import ModelSpec, Suite, VariantSpec
+
+
+@dataclass(frozen=True)
+class Artifact:
+    sha256: str
+    path: Path
+    format: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A built variant, ready to push: what the scheduler and report need."""
+
+    model: str
+    name: str
+    format: str
+    artifact: Artifact
+    recipe: list[str]
+    dataset: str | None
+    meta: dict[str, Any]
+
+
+class ArtifactCache:
+    def __init__(self, workspace: Workspace, store: Store) -> None:
+        self.ws = workspace
+        self.store = store
+
+    def put(self, src: Path, fmt: str, meta: dict[str, Any]) -> Artifact:
+        digest = sha256_file(src)
+        dest = self.ws.artifacts_dir / digest[:2] / digest / src.name
+        if not dest.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".part")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        size = dest.stat().st_size
+        self.store.record_artifact(digest, src.name, fmt, size, meta)
+        return Artifact(digest, dest, fmt, size)
+
+    def lookup(self, sha256: str) -> Artifact | None:
+        """The cached file with this hash, verified; None if missing or damaged.
+
+        The file system is the source of truth (not the database), so several
+        databases can share one workspace's cache.
+        """
+        folder = self.ws.artifacts_dir / sha256[:2] / sha256
+        files = [p for p in folder.glob("*") if p.is_file() and not p.name.endswith(".part")]
+        if len(files) != 1 or sha256_file(files[0]) != sha256:
+            return None  # missing or damaged: rebuild rather than benchmark a wrong file
+        path = files[0]
+        row = self.store.get_artifact(sha256)
+        fmt = row["format"] if row else path.suffix.lstrip(".")
+        return Artifact(sha256, path, fmt, path.stat().st_size)
+
+
+def build_variants(
+    suite: Suite,
+    suite_dir: Path,
+    cache: ArtifactCache,
+    *,
+    on_progress: Callable[[str, bool], None] | None = None,
+) -> list[Variant]:
+    """Build (or take from cache) every model x variant of a suite, in suite order."""
+    built: list[Variant] = []
+    for model in suite.models:
+        base: recipes.Stage | None = None  # trained lazily, once, only if something is missing
+        base_format = _model_format(model)
+        for variant in suite.variants:
+            fmt = recipes.check_chain(base_format, variant)
+            key = recipes.build_key(model, variant, suite_dir)
+            record = cache.ws.builds_dir / f"{key}.json"
+            hit = _cached(cache, record)
+            if hit is None:
+                if base is None:
+                    base = recipes.base_model(model, suite_dir)
+                hit = _build_one(cache, base, model, variant, fmt, record)
+                from_cache = False
+            else:
+                from_cache = True
+            built.append(hit)
+            if on_progress:
+                on_progress(f"{model.name}/{variant.name}", from_cache)
+    return built
+
+
+def _model_format(model: ModelSpec) -> str:
+    if model.builder:
+        return "torch"
+    return {".onnx": "onnx", ".tflite": "tflite"}.get(Path(str(model.file)).suffix, "unknown")
+
+
+def _cached(cache: ArtifactCache, record: Path) -> Variant | None:
+    if not record.is_file():
+        return None
+    info = json.loads(record.read_text())
+    artifact = cache.lookup(info["sha256"])
+    if artifact is None:
+        return None
+    meta = {
+        **info.get("meta", {}),
+        "recipe": info["recipe"],
+        "model": info["model"],
+        "variant": info["variant"],
+    }
+    cache.store.record_artifact(
+        artifact.sha256, artifact.path.name, info["format"], artifact.size_bytes, meta
+    )
+    return Variant(
+        info["model"],
+        info["variant"],
+        info["format"],
+        artifact,
+        info["recipe"],
+        info.get("dataset"),
+        info.get("meta", {}),
+    )
+
+
+def _build_one(
+    cache: ArtifactCache,
+    base: recipes.Stage,
+    model: ModelSpec,
+    variant: VariantSpec,
+    fmt: str,
+    record: Path,
+) -> Variant:
+    with tempfile.TemporaryDirectory(prefix="edgebench-build-") as tmp:
+        stage = recipes.run_chain(base, variant, Path(tmp))
+        assert stage.path is not None and stage.format == fmt
+        recipe = [s.name for s in variant.recipe]
+        meta = {**stage.meta, "recipe": recipe, "model": model.name, "variant": variant.name}
+        artifact = cache.put(stage.path, fmt, meta)
+    info = {
+        "model": model.name,
+        "variant": variant.name,
+        "format": fmt,
+        "sha256": artifact.sha256,
+        "recipe": recipe,
+        "dataset": stage.dataset,
+        "meta": stage.meta,
+    }
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp_record = record.with_suffix(".part")
+    tmp_record.write_text(json.dumps(info, indent=2, sort_keys=True, default=str))
+    os.replace(tmp_record, record)
+    return Variant(model.name, variant.name, fmt, artifact, recipe, stage.dataset, stage.meta)

@@ -1,0 +1,513 @@
+"""The `edgebench` command line.
+
+Commands are thin: they parse arguments, call the harness, and print. Every
+user mistake ends as one line on stderr and a non-zero exit (see ``main``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness import __version__
+from harness.errors import USER_FACING, UsageError, exit_code_for
+from harness.store import Store
+from harness.workspace import Workspace
+
+app = typer.Typer(
+    help="Benchmark compressed ML models on edge devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+device_app = typer.Typer(help="Register and inspect lab devices.", no_args_is_help=True)
+lab_app = typer.Typer(
+    help="Import/export the device registry as a YAML lab file.", no_args_is_help=True
+)
+runs_app = typer.Typer(help="List runs.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+app.add_typer(lab_app, name="lab")
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _State:
+    db: str | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def _global(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Results database URL (default: SQLite in $EDGEBENCH_HOME; env EDGEBENCH_DB).",
+        ),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        console.print(f"edgebench {__version__}")
+        raise typer.Exit()
+    state.db = db
+
+
+def workspace() -> Workspace:
+    return Workspace.from_env(db=state.db).ensure()
+
+
+def open_store(ws: Workspace | None = None) -> Store:
+    return Store((ws or workspace()).db_url)
+
+
+def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r} is not of the form key=value")
+        out[key] = value
+    return out
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- devices
+@device_app.command("add")
+def device_add(
+    name: str,
+    transport: Annotated[str, typer.Option(help="How to reach it: local, ...")] = "local",
+    address: Annotated[str, typer.Option("--address", "--host", help="Transport address.")] = "",
+    tag: Annotated[list[str] | None, typer.Option(help="k=v tag (repeatable).")] = None,
+    device_type: Annotated[str | None, typer.Option("--type", help="Device type profile.")] = None,
+    python: Annotated[str | None, typer.Option(help="Python the agent runs under.")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="Transport option k=v.")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace a device of the same name.")] = False,
+) -> None:
+    """Register a device."""
+    from devices.transport import transport_names
+
+    if transport not in transport_names():
+        raise UsageError(f"unknown transport {transport!r} (known: {', '.join(transport_names())})")
+    options: dict[str, Any] = parse_pairs(option, "--option")
+    if python:
+        options["python"] = python
+    open_store().add_device(
+        {
+            "name": name,
+            "transport": transport,
+            "address": address,
+            "device_type": device_type,
+            "tags": parse_pairs(tag, "--tag"),
+            "options": options,
+        },
+        replace=replace,
+    )
+    console.print(
+        f"added device [bold]{name}[/] ({transport}); probe it with "
+        f"`edgebench device check {name}`",
+        highlight=False,
+    )
+
+
+@device_app.command("list")
+def device_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List registered devices."""
+    rows = open_store().list_devices()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "transport", "address", "tags", "arch", "cpu", "checked")
+    for r in rows:
+        facts = r["facts"] or {}
+        table.add_row(
+            r["name"],
+            r["transport"],
+            r["address"] or "-",
+            " ".join(f"{k}={v}" for k, v in r["tags"].items()) or "-",
+            facts.get("arch", "-"),
+            str(facts.get("cpu_model", "-")),
+            r["checked_at"] or "never",
+        )
+    console.print(table)
+
+
+def _get_device(store: Store, name: str) -> dict[str, Any]:
+    row = store.get_device(name)
+    if row is None:
+        raise UsageError(f"no device {name!r} (see `edgebench device list`)")
+    return row
+
+
+@device_app.command("show")
+def device_show(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one device and what `check` found."""
+    row = _get_device(open_store(), name)
+    if as_json:
+        print_json(row)
+        return
+    _print_device(row)
+
+
+def _print_device(row: dict[str, Any]) -> None:
+    table = Table(show_header=False)
+    for key in ("name", "transport", "address", "device_type", "tags", "options", "checked_at"):
+        table.add_row(key, json.dumps(row[key]) if isinstance(row[key], dict) else str(row[key]))
+    for key, value in sorted((row["facts"] or {}).items()):
+        shown = (
+            ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        )
+        table.add_row(f"facts.{key}", str(shown))
+    console.print(table)
+
+
+@device_app.command("check")
+def device_check(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Probe a device through its transport and store what was found."""
+    from devices.transport import make_transport
+    from harness.scheduler import device_config
+    from runners.agent_client import AgentClient
+
+    ws = workspace()
+    store = open_store(ws)
+    row = _get_device(store, name)
+    transport = make_transport(device_config(row), ws.home)
+    try:
+        with console.status(f"probing {name} ..."), AgentClient.start(transport) as agent:
+            facts = agent.facts
+    finally:
+        transport.close()
+    store.set_device_facts(name, facts)
+    row = _get_device(store, name)
+    if as_json:
+        print_json(row)
+    else:
+        _print_device(row)
+
+
+@device_app.command("remove")
+def device_remove(name: str) -> None:
+    """Forget a device (its past results stay in the runs)."""
+    if not open_store().remove_device(name):
+        raise UsageError(f"no device {name!r}")
+    console.print(f"removed device {name}")
+
+
+@lab_app.command("import")
+def lab_import(file: Path) -> None:
+    """Add or update the devices of a lab file."""
+    from harness.lab import import_lab
+
+    names = import_lab(open_store(), file)
+    console.print(f"imported {len(names)} device(s): {', '.join(names) or '-'}")
+
+
+@lab_app.command("export")
+def lab_export(file: Path) -> None:
+    """Write the device registry to a lab file."""
+    from harness.lab import export_lab
+
+    count = export_lab(open_store(), file)
+    console.print(f"wrote {count} device(s) to {file}")
+
+
+# --------------------------------------------------------------------------- suites and runs
+def _build(suite_path: Path, ws: Workspace, store: Store) -> tuple[Any, list[Any]]:
+    from harness.artifacts import ArtifactCache, build_variants
+    from suites.schema import load_suite
+
+    suite = load_suite(suite_path)
+    # Progress goes to stderr so that --json output on stdout stays parseable.
+    with err_console.status("building variants ...") as status:
+
+        def on_progress(label: str, cached: bool) -> None:
+            status.update(f"building variants ... {label} {'(cached)' if cached else 'built'}")
+            err_console.print(f"  variant {label}: {'cached' if cached else 'built'}", highlight=False)
+
+        variants = build_variants(
+            suite, suite_path.parent, ArtifactCache(ws, store), on_progress=on_progress
+        )
+    return suite, variants
+
+
+def resolve_suite_path(ref: str) -> Path:
+    """A path, or the name of a bundled suite (``digits``)."""
+    from suites.schema import bundled_suite
+
+    path = Path(ref)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in ref:
+        return path
+    bundled = bundled_suite(ref)
+    return bundled if bundled.is_file() else path
+
+
+@app.command("variants")
+def variants_cmd(suite: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Build (or take from cache) and list a suite's variants; runs nothing on devices."""
+    ws = workspace()
+    store = open_store(ws)
+    _, variants = _build(resolve_suite_path(suite), ws, store)
+    rows = [
+        {
+            "model": v.model,
+            "variant": v.name,
+            "recipe": " -> ".join(v.recipe),
+            "format": v.format,
+            "size_bytes": v.artifact.size_bytes,
+            "params": v.meta.get("params"),
+            "sha256": v.artifact.sha256,
+        }
+        for v in variants
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("model", "variant", "recipe", "format", "size", "sha256")
+    for r in rows:
+        table.add_row(
+            r["model"],
+            r["variant"],
+            r["recipe"],
+            r["format"],
+            f"{r['size_bytes']:,} B",
+            r["sha256"][:12],
+        )
+    console.print(table)
+
+
+def do_run(
+    suite_ref: str,
+    device: list[str] | None,
+    tag: list[str] | None,
+    resume: str | None,
+    ws: Workspace,
+    store: Store,
+) -> str:
+    from harness import scheduler
+    from harness.artifacts import ArtifactCache
+    from suites.schema import Suite
+
+    suite_path = resolve_suite_path(suite_ref)
+    if resume:
+        run = store.resolve_run(resume)
+        suite_obj = Suite.model_validate(run["suite"])  # the suite as it was, not as edited since
+        from suites.schema import load_suite
+
+        if load_suite(suite_path).name != suite_obj.name:
+            raise UsageError(f"run {run['id']} is of suite {suite_obj.name!r}, not {suite_ref!r}")
+        if run["status"] == "finished" and not store.jobs_for_run(run["id"], status="failed"):
+            console.print(f"run {run['id']} is already complete")
+            return run["id"]
+        _, built = _build(Path(run["suite_path"]), ws, store)
+        jobs = store.jobs_for_run(run["id"])
+        variants = scheduler.variants_for_jobs(jobs, built, ArtifactCache(ws, store))
+        reset = store.reset_failed_jobs(run["id"])
+        devices = scheduler.select_devices(
+            store, suite_obj, sorted({j["device"] for j in jobs}), {}
+        )
+        store.set_run_status(run["id"], "running")
+        store.log_event(run["id"], f"resumed ({reset} failed job(s) retried)")
+        run_id, suite = run["id"], suite_obj
+        pending = len(store.jobs_for_run(run_id, status="pending"))
+        console.print(f"resuming run [bold]{run_id}[/]: {pending} job(s) left", highlight=False)
+    else:
+        suite, built = _build(suite_path, ws, store)
+        variants = {(v.model, v.name): v for v in built}
+        devices = scheduler.select_devices(store, suite, device or [], parse_pairs(tag, "--tag"))
+        run_id = scheduler.new_run(ws, store, suite, suite_path.resolve(), built, devices)
+        total = len(store.jobs_for_run(run_id))
+        console.print(
+            f"run [bold]{run_id}[/]: {total} job(s) on {', '.join(d['name'] for d in devices)}",
+            highlight=False,
+        )
+
+    ctx = scheduler.RunContext(ws=ws, store=store, suite=suite, run_id=run_id, variants=variants)
+    try:
+        status = scheduler.execute(ctx, devices, console)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"interrupted; finished jobs are saved. Resume with: "
+            f"edgebench run {suite_ref} --resume {run_id}",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    failed = store.jobs_for_run(run_id, status="failed")
+    for job in failed:
+        err_console.print(
+            f"[red]failed[/] {job['key']}: {job['error']['message']}", highlight=False
+        )
+    console.print(f"run {run_id} {status}", highlight=False)
+    return run_id
+
+
+@app.command("run")
+def run_cmd(
+    suite: Annotated[str, typer.Argument(help="Suite file, or the name of a bundled suite.")],
+    device: Annotated[list[str] | None, typer.Option(help="Device name (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Select devices by tag k=v.")] = None,
+    resume: Annotated[str | None, typer.Option(help="Finish an interrupted run.")] = None,
+    report: Annotated[bool, typer.Option(help="Write the HTML report at the end.")] = True,
+) -> None:
+    """Run a suite on the selected devices."""
+    ws = workspace()
+    store = open_store(ws)
+    run_id = do_run(suite, device, tag, resume, ws, store)
+    _summarize(store, run_id, ws, write_html=report)
+    if store.jobs_for_run(run_id, status="failed"):
+        raise typer.Exit(1)
+
+
+def _summarize(
+    store: Store, run_id: str, ws: Workspace, *, write_html: bool, out: Path | None = None
+) -> Path | None:
+    from harness.results import report_data
+    from reports.tables import rich_summary
+
+    data = report_data(store, run_id)
+    for table in rich_summary(data):
+        console.print(table)
+    if not write_html:
+        return None
+    from reports.html import write_report
+
+    path = write_report(data, out or ws.reports_dir / data["run"]["id"])
+    console.print(f"report: {path}", highlight=False)
+    return path
+
+
+@runs_app.command("list")
+def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List runs, newest first."""
+    rows = open_store().list_runs()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("run", "suite", "status", "jobs", "done", "failed", "created")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["suite_name"],
+            r["status"],
+            str(r["jobs"] or 0),
+            str(r["done"] or 0),
+            str(r["failed"] or 0),
+            r["created_at"],
+        )
+    console.print(table)
+
+
+@app.command("report")
+def report_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix, or 'latest'.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output folder.")] = None,
+) -> None:
+    """Write a self-contained HTML report of a run."""
+    ws = workspace()
+    store = open_store(ws)
+    _summarize(store, store.resolve_run(run)["id"], ws, write_html=True, out=output)
+
+
+@app.command("infer")
+def infer_cmd(
+    model: Annotated[Path, typer.Argument(help=".onnx or .tflite model file.")],
+    device: Annotated[str, typer.Option(help="Device to run on.")],
+    input: Annotated[Path, typer.Option("--input", help="Inputs as .npy, batch first.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write outputs (.npy).")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="Runtime threads.")] = 1,
+) -> None:
+    """Run one model on one device on given inputs and return the outputs."""
+    import numpy as np
+
+    from devices.transport import make_transport, sha256_file
+    from harness.scheduler import device_config
+    from runners.agent_client import AgentClient
+
+    runtime = {".onnx": "onnxruntime", ".tflite": "litert"}.get(model.suffix)
+    if runtime is None:
+        raise UsageError(f"{model}: model must be .onnx or .tflite")
+    if not model.is_file():
+        raise UsageError(f"{model}: no such file")
+    try:
+        x = np.load(input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{input}: cannot read as .npy: {e}") from None
+    ws = workspace()
+    row = _get_device(open_store(ws), device)
+    transport = make_transport(device_config(row), ws.home)
+    sha = sha256_file(model)
+    try:
+        with AgentClient.start(transport) as agent:
+            remote = transport.push(model, sha, model.name)
+            agent.load(remote, sha, runtime, threads)
+            reply = agent.evaluate(np.ascontiguousarray(x), None, return_outputs=True)
+    finally:
+        transport.close()
+    y = reply["outputs"]
+    if output:
+        np.save(output, y)
+        console.print(
+            f"wrote {output} shape={tuple(y.shape)} dtype={y.dtype} "
+            f"sha256(outputs)={reply['outputs_sha256'][:16]}",
+            highlight=False,
+        )
+    else:
+        console.print(y)
+
+
+@app.command("demo")
+def demo_cmd() -> None:
+    """Train a small CNN, make int8 variants, benchmark them here, write a report."""
+    start = time.monotonic()
+    ws = workspace()
+    store = open_store(ws)
+    if store.get_device("local") is None:
+        store.add_device({"name": "local", "transport": "local", "tags": {"role": "controller"}})
+        console.print("registered this machine as device [bold]local[/]")
+    device_check("local", as_json=False)
+    run_id = do_run("digits", ["local"], None, None, ws, store)
+    _summarize(store, run_id, ws, write_html=True)
+    console.print(f"demo finished in {time.monotonic() - start:.0f} s", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line per user error, exit codes 0/1/2, no tracebacks for mistakes."""
+    try:
+        # Without standalone mode click *returns* the code of a typer.Exit.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except USER_FACING as e:
+        err_console.print(f"edgebench: error: {e}", highlight=False, markup=False)
+        sys.exit(exit_code_for(e))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

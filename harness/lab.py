@@ -1,0 +1,99 @@
+"""Lab files: the device registry as YAML, for version control and sharing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.transport import transport_names
+from harness.store import Store
+from suites.errors import SuiteError
+from suites.yamlio import validate_file
+
+LAB_FORMAT_VERSION = 1
+
+
+class LabDevice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    transport: str
+    address: str = ""
+    type: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LabFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    devices: list[LabDevice] = Field(default_factory=list)
+
+
+def import_lab(store: Store, path: Path) -> list[str]:
+    lab = validate_file(LabFile, path)
+    known = transport_names()
+    names = [d.name for d in lab.devices]
+    for i, d in enumerate(lab.devices):
+        if d.transport not in known:
+            raise SuiteError(
+                f"unknown transport {d.transport!r} (known: {', '.join(known)})",
+                file=str(path),
+                key=f"devices.{i}.transport",
+            )
+        if names.count(d.name) > 1:
+            raise SuiteError(
+                f"duplicate device name {d.name!r}", file=str(path), key=f"devices.{i}.name"
+            )
+    for d in lab.devices:
+        previous = store.get_device(d.name)
+        store.add_device(
+            {
+                "name": d.name,
+                "transport": d.transport,
+                "address": d.address,
+                "device_type": d.type,
+                "tags": d.tags,
+                "options": d.options,
+            },
+            replace=True,
+        )
+        # Facts describe the hardware behind an address: keep them if that did not change.
+        if (
+            previous
+            and previous["facts"]
+            and (previous["transport"], previous["address"]) == (d.transport, d.address)
+        ):
+            store.set_device_facts(d.name, previous["facts"])
+    return names
+
+
+def export_lab(store: Store, path: Path) -> int:
+    rows = store.list_devices()
+    doc = {
+        "version": LAB_FORMAT_VERSION,
+        "devices": [
+            {
+                k: v
+                for k, v in {
+                    "name": r["name"],
+                    "transport": r["transport"],
+                    "address": r["address"],
+                    "type": r["device_type"],
+                    "tags": r["tags"],
+                    "options": r["options"],
+                }.items()
+                if v not in (None, "", {})
+            }
+            for r in rows
+        ],
+    }
+    text = "# edgebench lab file (edgebench lab import FILE)\n" + yaml.safe_dump(
+        doc, sort_keys=False
+    )
+    path.write_text(text, encoding="utf-8")
+    return len(rows)

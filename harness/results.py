@@ -1,0 +1,109 @@
+"""Turn a stored run into the plain records ``reports`` renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.scheduler import setting_label
+from harness.store import Store
+
+_LATENCY_KEYS = (
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "mean",
+    "min",
+    "max",
+    "std",
+    "cv",
+    "n",
+    "ci_low",
+    "ci_high",
+)
+
+
+def report_data(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.resolve_run(run_id)
+    jobs = store.jobs_for_run(run["id"])
+    device_names = list(dict.fromkeys(j["device"] for j in jobs))
+    devices = []
+    for name in device_names:
+        row = store.get_device(name) or {"name": name, "transport": "?", "address": "", "tags": {}}
+        devices.append(
+            {
+                "name": name,
+                "transport": row.get("transport"),
+                "address": row.get("address") or "",
+                "tags": row.get("tags") or {},
+                "facts": row.get("facts") or {},
+            }
+        )
+    results = []
+    for job in jobs:
+        artifact = store.get_artifact(job["artifact_sha256"]) if job["artifact_sha256"] else None
+        metrics = store.job_metrics(job["id"]) if job["status"] == "done" else {}
+
+        def value(name: str, metrics: dict = metrics) -> Any:
+            m = metrics.get(name)
+            return m.value if m else None
+
+        latency = None
+        if "latency_p50" in metrics:
+            latency = {k: value(f"latency_{k}") for k in _LATENCY_KEYS}
+            latency["n"] = int(latency["n"])
+            latency["throughput"] = value("throughput")
+        samples = [s for w in store.job_samples(job["id"]) for s in w] if metrics else []
+        error = job["error"]
+        results.append(
+            {
+                "device": job["device"],
+                "variant": job["variant"],
+                "model": job["model"],
+                "format": artifact["format"] if artifact else None,
+                "runtime": job["runtime"],
+                "threads": job["setting"].get("threads"),
+                "setting": setting_label(job["setting"]),
+                "status": job["status"],
+                "error": f"{error['type']}: {error['message']}"
+                if error and job["status"] != "done"
+                else None,
+                "file_size_bytes": artifact["size_bytes"] if artifact else None,
+                "recipe": (artifact.get("meta") or {}).get("recipe") if artifact else None,
+                "accuracy": value("accuracy_top1"),
+                "accuracy_n": int(value("accuracy_n")) if value("accuracy_n") is not None else None,
+                "latency_s": latency,
+                "init_s": value("init"),
+                "first_inference_s": value("first_inference"),
+                "peak_rss_bytes": value("peak_rss"),
+                "rss_after_load_bytes": value("rss_after_load"),
+                "samples_s": samples,
+                "estimated": sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
+            }
+        )
+    return {
+        "run": {
+            "id": run["id"],
+            "suite": run["suite_name"],
+            "status": run["status"],
+            "created_at": run["created_at"],
+            "edgebench_version": run["edgebench_version"],
+            "commit": run["commit"],
+            "repetitions": (run["suite"].get("measure") or {}).get("repetitions"),
+        },
+        "devices": devices,
+        "results": results,
+    }
+
+
+def _field_of(metric: str) -> str:
+    """Report field a stored metric feeds (an estimated metric marks that field)."""
+    if metric.startswith("latency_") or metric == "throughput":
+        return "latency_s"
+    return {
+        "peak_rss": "peak_rss_bytes",
+        "rss_after_load": "rss_after_load_bytes",
+        "init": "init_s",
+        "first_inference": "first_inference_s",
+        "accuracy_top1": "accuracy",
+    }.get(metric, metric)

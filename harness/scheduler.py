@@ -1,0 +1,388 @@
+"""Plan a run's jobs and execute them on the devices.
+
+A job is one (model variant, runtime setting, device). Devices work in
+parallel, one worker thread each; the jobs of one device run one after another
+because they compete for the same CPU/memory. Each finished job is committed at
+once (see ``Store.finish_job``), so an interrupted run loses at most the job in
+flight, and ``--resume`` picks up exactly the jobs that are not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from devices.errors import DeviceError, TransportError
+from devices.transport import DeviceConfig, make_transport
+from harness import __version__, stats
+from harness.artifacts import ArtifactCache, Variant
+from harness.errors import RunError
+from harness.store import Metric, Store
+from harness.workspace import Workspace, git_commit
+from runners.agent_client import AgentClient
+from suites.datasets import load_dataset
+from suites.schema import RUNTIME_FORMATS, Suite
+
+
+def setting_label(setting: dict[str, Any]) -> str:
+    label = f"{setting['runtime']} t={setting['threads']}"
+    if setting.get("providers"):
+        label += " " + ",".join(p.removesuffix("ExecutionProvider") for p in setting["providers"])
+    return label
+
+
+def plan_jobs(
+    suite: Suite, variants: Sequence[Variant], device_names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Every compatible variant x setting x device, in a stable order."""
+    planned = []
+    for device in device_names:
+        for v in variants:
+            for s in suite.settings:
+                if RUNTIME_FORMATS[s.runtime] != v.format:
+                    continue
+                for threads in s.threads:
+                    setting = {"runtime": s.runtime, "threads": threads, "providers": s.providers}
+                    key = f"{device}|{v.model}|{v.name}|{setting_label(setting)}"
+                    planned.append(
+                        {
+                            "key": key,
+                            "device": device,
+                            "model": v.model,
+                            "variant": v.name,
+                            "runtime": s.runtime,
+                            "setting": setting,
+                            "artifact_sha256": v.artifact.sha256,
+                        }
+                    )
+    return planned
+
+
+def select_devices(
+    store: Store, suite: Suite, names: Sequence[str], tags: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Devices named on the command line win over the suite's own selection."""
+    wanted_names = list(names) or suite.devices.names
+    wanted_tags = tags or suite.devices.tags
+    registered = {d["name"]: d for d in store.list_devices()}
+    missing = [n for n in wanted_names if n not in registered]
+    if missing:
+        raise RunError(
+            f"device(s) not registered: {', '.join(missing)} (see `edgebench device list`)"
+        )
+    chosen = [registered[n] for n in wanted_names] if wanted_names else list(registered.values())
+    chosen = [d for d in chosen if all(d["tags"].get(k) == v for k, v in wanted_tags.items())]
+    if not chosen:
+        raise RunError("no registered device matches the selection (names/tags)")
+    return chosen
+
+
+@dataclass
+class RunContext:
+    ws: Workspace
+    store: Store
+    suite: Suite
+    run_id: str
+    variants: dict[tuple[str, str], Variant]  # by (model, variant name)
+    stop: threading.Event = field(default_factory=threading.Event)
+    agents: dict[str, AgentClient] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def device_config(row: dict[str, Any]) -> DeviceConfig:
+    return DeviceConfig(
+        name=row["name"],
+        transport=row["transport"],
+        address=row["address"] or "",
+        options=row["options"] or {},
+        tags=row["tags"] or {},
+        device_type=row["device_type"],
+    )
+
+
+def fingerprint(facts: dict[str, Any]) -> str:
+    """Stable id of what a device *is* (not of its current load)."""
+    keys = (
+        "hostname",
+        "arch",
+        "cpu_model",
+        "cpu_cores",
+        "memory_total_bytes",
+        "os_release",
+        "kernel",
+        "python",
+        "runtimes",
+        "board_model",
+    )
+    blob = json.dumps({k: facts.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def execute(ctx: RunContext, devices: Sequence[dict[str, Any]], console: Console) -> str:
+    """Run every pending job of the run; return the final run status."""
+    pending = ctx.store.jobs_for_run(ctx.run_id, status="pending")
+    by_device: dict[str, list[dict[str, Any]]] = {}
+    for job in pending:
+        by_device.setdefault(job["device"], []).append(job)
+    rows = {d["name"]: d for d in devices}
+    unknown = sorted(set(by_device) - set(rows))
+    if unknown:
+        raise RunError(f"run has jobs for unregistered device(s): {', '.join(unknown)}")
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        overall = progress.add_task("all devices", total=len(pending), status="")
+        workers = []
+        for name, jobs in by_device.items():
+            task = progress.add_task(f"  {name}", total=len(jobs), status="starting")
+            t = threading.Thread(
+                target=_device_worker,
+                args=(ctx, rows[name], jobs, progress, task, overall),
+                name=f"device-{name}",
+                daemon=True,
+            )
+            t.start()
+            workers.append(t)
+        try:
+            while any(t.is_alive() for t in workers):
+                for t in workers:
+                    t.join(timeout=0.2)
+        except KeyboardInterrupt:
+            ctx.stop.set()
+            with ctx.lock:
+                for agent in ctx.agents.values():
+                    agent.kill()  # in-flight requests fail at once; those jobs stay pending
+            for t in workers:
+                t.join(timeout=10)
+            ctx.store.set_run_status(ctx.run_id, "interrupted")
+            ctx.store.log_event(ctx.run_id, "interrupted by user", level="warning")
+            raise
+
+    remaining = ctx.store.jobs_for_run(ctx.run_id)
+    failed = [j for j in remaining if j["status"] == "failed"]
+    status = "failed" if failed and len(failed) == len(remaining) else "finished"
+    if any(j["status"] == "pending" for j in remaining):
+        status = "interrupted"
+    ctx.store.set_run_status(ctx.run_id, status)
+    return status
+
+
+def _device_worker(
+    ctx: RunContext,
+    row: dict[str, Any],
+    jobs: list[dict[str, Any]],
+    progress: Progress,
+    task: Any,
+    overall: Any,
+) -> None:
+    name = row["name"]
+    transport = make_transport(device_config(row), ctx.ws.home)
+    agent: AgentClient | None = None
+    try:
+        for job in jobs:
+            if ctx.stop.is_set():
+                return
+            progress.update(task, status=f"{job['variant']} {setting_label(job['setting'])}")
+            for attempt in range(ctx.suite.retries + 1):
+                if ctx.stop.is_set():
+                    return
+                try:
+                    if agent is None:
+                        agent = AgentClient.start(transport)
+                        with ctx.lock:
+                            ctx.agents[name] = agent
+                        ctx.store.set_device_facts(name, agent.facts)
+                    ctx.store.mark_job_started(job["id"])
+                    _run_job(ctx, agent, transport.push, job)
+                    break
+                except DeviceError as e:
+                    if ctx.stop.is_set():
+                        return  # interrupted, not failed: the job stays pending
+                    if isinstance(e, TransportError) and agent is not None:
+                        agent.kill()  # its state is unknown; start a fresh one
+                        agent = None
+                    final = attempt == ctx.suite.retries
+                    error = {
+                        "type": type(e).__name__,
+                        "message": str(e),
+                        "kind": getattr(e, "kind", None),
+                        "attempt": attempt + 1,
+                    }
+                    ctx.store.fail_job(job["id"], error, final=final)
+                    ctx.store.log_event(
+                        ctx.run_id,
+                        f"{job['key']}: attempt {attempt + 1} failed: {e}",
+                        level="error" if final else "warning",
+                        job_id=job["id"],
+                    )
+            progress.advance(task)
+            progress.advance(overall)
+        progress.update(task, status="done")
+    except DeviceError as e:  # transport could not even be built
+        ctx.store.log_event(ctx.run_id, f"device {name}: {e}", level="error")
+        progress.update(task, status=f"[red]{e}")
+    finally:
+        if agent is not None:
+            agent.close()
+        transport.close()
+
+
+def _run_job(ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any]) -> None:
+    variant = ctx.variants[(job["model"], job["variant"])]
+    artifact = variant.artifact
+    setting = job["setting"]
+    m = ctx.suite.measure
+    remote = push(artifact.path, artifact.sha256, artifact.path.name)
+    load = agent.load(
+        remote, artifact.sha256, setting["runtime"], setting["threads"], setting.get("providers")
+    )
+    bench = agent.bench(
+        timeout=m.timeout_s,
+        warmup_runs=m.warmup_runs,
+        warmup_min_s=m.warmup_min_s,
+        min_runs=m.min_runs,
+        min_duration_s=m.min_duration_s,
+        repetitions=m.repetitions,
+        max_runs=m.max_runs,
+    )
+    windows = [w["samples_s"] for w in bench["windows"]]
+    summary = stats.summarize_windows(windows)
+    head = summary.headline
+
+    accuracy: dict[str, Any] | None = None
+    acc_spec = ctx.suite.accuracy
+    dataset_name = acc_spec.dataset if acc_spec else variant.dataset
+    if dataset_name:
+        x, y = load_dataset(dataset_name).split(acc_spec.split if acc_spec else "test")
+        if acc_spec and acc_spec.limit:
+            x, y = x[: acc_spec.limit], (y[: acc_spec.limit] if y is not None else None)
+        accuracy = agent.evaluate(np.ascontiguousarray(x), y)
+
+    metrics = [
+        Metric("latency_p50", head.p50, "s"),
+        Metric("latency_p90", head.p90, "s"),
+        Metric("latency_p95", head.p95, "s"),
+        Metric("latency_p99", head.p99, "s"),
+        Metric("latency_mean", head.mean, "s"),
+        Metric("latency_min", head.min, "s"),
+        Metric("latency_max", head.max, "s"),
+        Metric("latency_std", head.std, "s"),
+        Metric("latency_cv", head.cv, "ratio"),
+        Metric("latency_n", head.n, "count"),
+        Metric("latency_ci_low", head.ci_low, "s"),
+        Metric("latency_ci_high", head.ci_high, "s"),
+        Metric("throughput", head.throughput, "1/s"),
+        Metric("init", load.get("init_s"), "s"),
+        Metric("first_inference", bench.get("first_inference_s"), "s"),
+        Metric("warmup_count", bench["warmup"]["count"], "count"),
+        Metric("warmup_time", bench["warmup"]["time_s"], "s"),
+        Metric("peak_rss", bench.get("peak_rss_bytes"), "bytes"),
+        Metric("rss_after_load", load.get("rss_after_load_bytes"), "bytes"),
+        Metric("file_size", artifact.size_bytes, "bytes"),
+    ]
+    if accuracy is not None and accuracy.get("top1") is not None:
+        metrics += [
+            Metric("accuracy_top1", accuracy["top1"], "ratio"),
+            Metric("accuracy_n", accuracy["count"], "count"),
+        ]
+
+    facts = agent.facts
+    provenance = {
+        "model_sha256": artifact.sha256,
+        "runner_version": agent.hello.get("agent_version"),
+        "runtime": load.get("runtime"),
+        "runtime_version": load.get("runtime_version"),
+        "device_fingerprint": fingerprint(facts),
+        "edgebench_version": __version__,
+        "commit": git_commit(),
+        "controller": platform.node(),
+        "recipe": variant.recipe,
+        "percentiles": stats.PERCENTILE_METHOD,
+        "std_ddof": stats.STD_DDOF,
+    }
+    result = {
+        "load": load,
+        "bench": {k: v for k, v in bench.items() if k != "windows"},
+        "window_durations_s": [w.get("duration_s") for w in bench["windows"]],
+        "summary": summary.to_dict(),
+        "accuracy": {k: v for k, v in (accuracy or {}).items() if k != "outputs"} or None,
+    }
+    ctx.store.finish_job(
+        job["id"], result=result, provenance=provenance, windows=windows, job_metrics=metrics
+    )
+
+
+def variants_for_jobs(
+    jobs: Sequence[dict[str, Any]], built: Sequence[Variant], cache: ArtifactCache
+) -> dict[tuple[str, str], Variant]:
+    """Map each job's variant to the exact artifact the run started with.
+
+    On resume the suite is rebuilt (from cache); if a recipe changed since, the
+    run still finishes with its original files, or refuses if they are gone.
+    """
+    by_name = {(v.model, v.name): v for v in built}
+    out: dict[tuple[str, str], Variant] = {}
+    for job in jobs:
+        key = (job["model"], job["variant"])
+        if key in out:
+            continue
+        current = by_name.get(key)
+        if current is not None and current.artifact.sha256 == job["artifact_sha256"]:
+            out[key] = current
+            continue
+        original = cache.lookup(job["artifact_sha256"])
+        if original is None or current is None:
+            raise RunError(
+                f"variant {key[0]}/{key[1]} of this run ({job['artifact_sha256'][:12]}) is no"
+                " longer in the artifact cache and the suite now builds something else"
+            )
+        out[key] = replace(current, artifact=original)
+    return out
+
+
+def new_run(
+    ws: Workspace,
+    store: Store,
+    suite: Suite,
+    suite_path: Path,
+    variants: Sequence[Variant],
+    devices: Sequence[dict[str, Any]],
+) -> str:
+    planned = plan_jobs(suite, variants, [d["name"] for d in devices])
+    if not planned:
+        raise RunError("the suite plans no jobs: no setting's runtime matches any variant's format")
+    return store.create_run(
+        suite_name=suite.name,
+        suite_path=str(suite_path),
+        suite=suite.model_dump(mode="json"),
+        version=__version__,
+        commit=git_commit(),
+        host=platform.node(),
+        planned_jobs=planned,
+    )

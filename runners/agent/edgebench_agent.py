@@ -1,0 +1,750 @@
+"""edgebench runner agent: measures one model on the device it runs on.
+
+This single file is copied to lab boards and run there as ``python edgebench_agent.py``.
+It speaks JSON lines: one request per line on stdin, exactly one reply line per
+request on stdout; it logs only to stderr. See PROTOCOL.md next to this file.
+
+Constraints that shape the code (boards run old, minimal Pythons):
+* standard library only at module level; numpy and the inference runtime are imported
+  lazily, when a request needs them, so ``hello`` works on a board without them;
+* Python 3.8 syntax and stdlib API (no ``match``, no runtime ``X | Y`` types,
+  no ``str.removeprefix`` ...); annotations are strings thanks to the __future__ import.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+AGENT_VERSION = "1"
+PROTOCOL_VERSION = 1
+
+# distribution names to look up with importlib.metadata, per runtime key in facts.
+_RUNTIME_DISTS = (
+    ("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
+    ("ai_edge_litert", ("ai-edge-litert",)),
+    ("tflite_runtime", ("tflite-runtime",)),
+    ("tensorflow", ("tensorflow", "tensorflow-cpu")),
+    ("torch", ("torch",)),
+    ("numpy", ("numpy",)),
+)
+
+_ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32",
+    "tensor(uint32)": "uint32",
+    "tensor(int64)": "int64",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+}
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"edgebench-agent: {message}\n")
+    sys.stderr.flush()
+
+
+class AgentFailure(Exception):
+    """An error that becomes a structured ``{"kind", "message"}`` reply."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
+    text = _read_text("/proc/self/status")
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            parts = line.split()
+            try:
+                return int(parts[1]) * 1024
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def _os_release() -> str | None:
+    text = _read_text("/etc/os-release") or _read_text("/usr/lib/os-release")
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"').strip("'")
+    return None
+
+
+def _cpu_model() -> str | None:
+    text = _read_text("/proc/cpuinfo")
+    if text:
+        found: dict[str, str] = {}
+        for line in text.splitlines():
+            if ":" not in line:
+                continue
+            key, value = line.split(":", 1)
+            key, value = key.strip(), value.strip()
+            if key in ("model name", "Hardware", "Model") and value and key not in found:
+                found[key] = value
+        # x86 and many ARM64 kernels give "model name"; older ARM kernels only name the
+        # SoC ("Hardware") or the board ("Model").
+        for key in ("model name", "Hardware", "Model"):
+            if key in found:
+                return found[key]
+    return platform.processor() or None
+
+
+def _mem_total_bytes() -> int | None:
+    text = _read_text("/proc/meminfo")
+    if text is None:
+        return None
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            try:
+                return int(line.split()[1]) * 1024
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def _dist_version(names: Any) -> str | None:
+    # Metadata lookup instead of import: importing tensorflow or torch on a small board
+    # takes seconds and hundreds of MB, and hello must be cheap.
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8
+        return None
+    for name in names:
+        try:
+            return metadata.version(name)
+        except Exception:
+            continue
+    return None
+
+
+def collect_facts() -> dict[str, Any]:
+    runtimes: dict[str, str] = {}
+    for key, dists in _RUNTIME_DISTS:
+        version = _dist_version(dists)
+        if version is not None:
+            runtimes[key] = version
+    facts: dict[str, Any] = {
+        "os": platform.system(),
+        "os_release": _os_release(),
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "memory_total_bytes": _mem_total_bytes(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "hostname": socket.gethostname() or platform.node(),
+        "runtimes": runtimes,
+    }
+    model = None
+    try:
+        with open("/proc/device-tree/model", "rb") as f:
+            model = f.read().replace(b"\x00", b"").decode("utf-8", "replace").strip()
+    except OSError:
+        pass
+    if model:
+        facts["board_model"] = model
+    return facts
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _np() -> Any:
+    try:
+        import numpy
+    except ImportError as e:
+        raise AgentFailure("missing_runtime", f"numpy is not importable: {e}") from e
+    return numpy
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+class Model:
+    """Common face of an onnxruntime session and a LiteRT interpreter."""
+
+    runtime = ""
+    version: str | None = None
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+
+    def run(self, feed: list[Any]) -> list[Any]:
+        """Inputs in model order -> outputs in model order (numpy arrays)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        def public(d: dict[str, Any]) -> dict[str, Any]:
+            return {"name": d["name"], "shape": d["shape"], "dtype": d["dtype"]}
+
+        return {
+            "runtime": self.runtime,
+            "runtime_version": self.version,
+            "inputs": [public(d) for d in self.inputs],
+            "outputs": [public(d) for d in self.outputs],
+        }
+
+
+class OnnxModel(Model):
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str, threads: int | None, providers: list[str] | None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise AgentFailure("missing_runtime", f"onnxruntime is not importable: {e}") from e
+        self.version = getattr(ort, "__version__", None)
+        self.available_providers = list(ort.get_available_providers())
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+        # One inference at a time is what we measure; parallel graph branches would
+        # only add scheduling noise.
+        opts.inter_op_num_threads = 1
+        wanted = list(providers) if providers else ["CPUExecutionProvider"]
+        missing = [p for p in wanted if p not in self.available_providers]
+        if missing:
+            raise AgentFailure(
+                "bad_request",
+                "providers {} not available (available: {})".format(
+                    ", ".join(missing), ", ".join(self.available_providers)
+                ),
+            )
+        try:
+            self.session = ort.InferenceSession(path, sess_options=opts, providers=wanted)
+        except Exception as e:
+            raise AgentFailure("load_failed", f"onnxruntime cannot load {path}: {e}") from e
+        self.providers = list(self.session.get_providers())
+        self.inputs = [self._desc(a) for a in self.session.get_inputs()]
+        self.outputs = [self._desc(a) for a in self.session.get_outputs()]
+        self._input_names = [d["name"] for d in self.inputs]
+
+    @staticmethod
+    def _desc(arg: Any) -> dict[str, Any]:
+        shape = [d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or [])]
+        return {
+            "name": arg.name,
+            "shape": shape,
+            "dtype": _ONNX_TYPES.get(arg.type, arg.type),
+            "quant": None,  # ONNX QDQ models keep float I/O; nothing to (de)quantize
+        }
+
+    def run(self, feed: list[Any]) -> list[Any]:
+        # Index loop, not zip(strict=...): that keyword needs Python 3.10.
+        return self.session.run(None, {self._input_names[i]: v for i, v in enumerate(feed)})
+
+    def describe(self) -> dict[str, Any]:
+        d = Model.describe(self)
+        d["providers"] = self.providers
+        # Which providers this onnxruntime build offers: known only after importing it,
+        # which hello avoids, hence reported here.
+        d["onnxruntime_providers"] = self.available_providers
+        return d
+
+
+def _import_litert() -> Any:
+    """(Interpreter class, runtime module name, its version) from the first LiteRT found."""
+    errors = []
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert", _dist_version(["ai-edge-litert"])
+    except ImportError as e:
+        errors.append(f"ai_edge_litert: {e}")
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite_runtime", _dist_version(["tflite-runtime"])
+    except ImportError as e:
+        errors.append(f"tflite_runtime: {e}")
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tensorflow", getattr(tf, "__version__", None)
+    except ImportError as e:
+        errors.append(f"tensorflow: {e}")
+    raise AgentFailure(
+        "missing_runtime", "no LiteRT interpreter importable ({})".format("; ".join(errors))
+    )
+
+
+class LiteRTModel(Model):
+    runtime = "litert"
+
+    def __init__(self, path: str, threads: int | None) -> None:
+        interpreter_cls, module, version = _import_litert()
+        self.module = module
+        self.version = version
+        try:
+            self.interp = interpreter_cls(model_path=path, num_threads=threads)
+            self.interp.allocate_tensors()
+        except Exception as e:
+            raise AgentFailure("load_failed", f"{module} cannot load {path}: {e}") from e
+        self.inputs = [self._desc(d) for d in self.interp.get_input_details()]
+        self.outputs = [self._desc(d) for d in self.interp.get_output_details()]
+        # Current tensor shapes, so run() resizes only when a feed's shape changes.
+        self._shapes = [tuple(int(x) for x in d["shape"]) for d in self.interp.get_input_details()]
+
+    @staticmethod
+    def _desc(d: dict[str, Any]) -> dict[str, Any]:
+        np = _np()
+        sig = d.get("shape_signature")
+        dims = list(sig if sig is not None and len(sig) else d["shape"])
+        scale, zero_point = d.get("quantization") or (0.0, 0)
+        return {
+            "name": d["name"],
+            "shape": [int(x) if int(x) >= 0 else None for x in dims],
+            "dtype": np.dtype(d["dtype"]).name,
+            "index": d["index"],
+            # A zero scale means "not quantized" in LiteRT's per-tensor parameters.
+            "quant": (float(scale), int(zero_point)) if scale else None,
+        }
+
+    def run(self, feed: list[Any]) -> list[Any]:
+        interp = self.interp
+        resized = False
+        for i, value in enumerate(feed):
+            if value.shape != self._shapes[i]:
+                # Dynamic dims: resize (only the inputs whose shape changed) and
+                # re-allocate once; a static input refuses, with the runtime's message.
+                interp.resize_tensor_input(self.inputs[i]["index"], list(value.shape))
+                self._shapes[i] = value.shape
+                resized = True
+        if resized:
+            interp.allocate_tensors()
+        for i, value in enumerate(feed):
+            interp.set_tensor(self.inputs[i]["index"], value)
+        interp.invoke()
+        # get_tensor copies, like onnxruntime's run returns fresh arrays: timings compare.
+        return [interp.get_tensor(d["index"]) for d in self.outputs]
+
+    def describe(self) -> dict[str, Any]:
+        d = Model.describe(self)
+        d["runtime_module"] = self.module
+        return d
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def concrete_shape(shape: list[int | None]) -> list[int]:
+    return [1 if d is None else int(d) for d in shape]
+
+
+def random_input(rng: Any, desc: dict[str, Any]) -> Any:
+    """Random tensor for one model input (dynamic dims become 1)."""
+    np = _np()
+    shape = concrete_shape(desc["shape"])
+    dtype = np.dtype(desc["dtype"])
+    if dtype.kind == "f":
+        return rng.random(shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if dtype.itemsize == 1:
+            low, high = int(info.min), int(info.max)
+        else:
+            # Wide integer inputs are usually indices (token ids, positions): the full
+            # range would index out of bounds, small non-negative values do not.
+            low, high = 0, 127
+        return rng.integers(low, high, size=shape, endpoint=True).astype(dtype)
+    raise AgentFailure("bad_request", f"cannot generate input of dtype {dtype.name}")
+
+
+def quantize(x: Any, desc: dict[str, Any]) -> Any:
+    """Bring host data to the model input's dtype, quantizing floats if the input is."""
+    np = _np()
+    dtype = np.dtype(desc["dtype"])
+    quant = desc.get("quant")
+    if quant is not None and dtype.kind in "iu" and x.dtype.kind == "f":
+        scale, zero_point = quant
+        info = np.iinfo(dtype)
+        q = np.round(x.astype(np.float64) / scale + zero_point)
+        return np.clip(q, info.min, info.max).astype(dtype)
+    return x.astype(dtype, copy=False)
+
+
+def dequantize(y: Any, desc: dict[str, Any]) -> Any:
+    """Model output -> float32, applying the output's quantization if it has one."""
+    np = _np()
+    y = np.asarray(y)
+    quant = desc.get("quant")
+    if quant is not None and y.dtype.kind in "iu":
+        scale, zero_point = quant
+        return ((y.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(
+            np.float32
+        )
+    return y.astype(np.float32)
+
+
+def encode_array(a: Any) -> dict[str, Any]:
+    np = _np()
+    a = np.ascontiguousarray(a)
+    a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+    return {
+        "dtype": a.dtype.name,
+        "shape": list(a.shape),
+        "data_b64": base64.b64encode(a.tobytes()).decode("ascii"),
+    }
+
+
+def decode_array(obj: Any) -> Any:
+    np = _np()
+    if not isinstance(obj, dict):
+        raise AgentFailure("bad_request", "an array must be {dtype, shape, data_b64}")
+    try:
+        dtype = np.dtype(str(obj["dtype"])).newbyteorder("<")
+        shape = [int(d) for d in obj["shape"]]
+        raw = base64.b64decode(obj["data_b64"])
+    except Exception as e:
+        raise AgentFailure("bad_request", f"bad array: {e}") from e
+    expected = dtype.itemsize
+    for d in shape:
+        expected *= d
+    if len(raw) != expected:
+        raise AgentFailure(
+            "bad_request",
+            f"array data has {len(raw)} bytes, shape {shape} of {dtype} needs {expected}",
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _int(req: dict[str, Any], key: str, default: Any, minimum: int = 0) -> Any:
+    value = req.get(key, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise AgentFailure("bad_request", f"{key} must be an integer >= {minimum}")
+    return value
+
+
+def _float(req: dict[str, Any], key: str, default: float) -> float:
+    value = req.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise AgentFailure("bad_request", f"{key} must be a number >= 0")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.model: Model | None = None
+        self.model_path: str | None = None
+        self.rss_after_load: int | None = None
+        self._facts: dict[str, Any] | None = None
+        self.done = False
+        self._reset_eval()
+
+    def _reset_eval(self) -> None:
+        self.eval_count = 0
+        self.eval_labelled = 0
+        self.eval_correct = 0
+        self.eval_hash = hashlib.sha256()
+
+    def facts(self) -> dict[str, Any]:
+        if self._facts is None:
+            self._facts = collect_facts()
+        return self._facts
+
+    def _loaded(self) -> Model:
+        if self.model is None:
+            raise AgentFailure("not_loaded", "no model is loaded; send a load request first")
+        return self.model
+
+    # ops ---------------------------------------------------------------------------
+
+    def op_hello(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "agent_version": AGENT_VERSION,
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "facts": self.facts(),
+        }
+
+    def op_load(self, req: dict[str, Any]) -> dict[str, Any]:
+        path = req.get("path")
+        expected = req.get("sha256")
+        runtime = req.get("runtime")
+        if not isinstance(path, str) or not path:
+            raise AgentFailure("bad_request", "load needs a 'path' string")
+        if not isinstance(expected, str) or not expected:
+            raise AgentFailure("bad_request", "load needs a 'sha256' string")
+        if runtime not in ("onnxruntime", "litert"):
+            raise AgentFailure(
+                "bad_request", f"runtime must be 'onnxruntime' or 'litert', not {runtime!r}"
+            )
+        threads = _int(req, "threads", None, minimum=1)
+        providers = req.get("providers")
+        if providers is not None and (
+            not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)
+        ):
+            raise AgentFailure("bad_request", "providers must be a list of strings or null")
+        if not os.path.isfile(path):
+            raise AgentFailure("missing_file", f"model file {path} does not exist")
+        actual = sha256_file(path)
+        if actual != expected.lower():
+            raise AgentFailure(
+                "hash_mismatch",
+                f"{path} has sha256 {actual}, expected {expected.lower()}",
+            )
+        # Drop the old model first so its memory is not counted in the new one's RSS;
+        # a failed load therefore leaves nothing loaded.
+        self.model = None
+        self.model_path = None
+        self._reset_eval()
+        t0 = time.perf_counter()
+        if runtime == "onnxruntime":
+            model: Model = OnnxModel(path, threads, providers)
+        else:
+            model = LiteRTModel(path, threads)
+        init_s = time.perf_counter() - t0
+        self.model = model
+        self.model_path = path
+        self.rss_after_load = _proc_status_bytes("VmRSS")
+        result = model.describe()
+        result["path"] = path
+        result["sha256"] = actual
+        result["threads"] = threads
+        result["init_s"] = init_s
+        result["rss_after_load_bytes"] = self.rss_after_load
+        return result
+
+    def op_bench(self, req: dict[str, Any]) -> dict[str, Any]:
+        model = self._loaded()
+        np = _np()
+        warmup_runs = _int(req, "warmup_runs", 10)
+        warmup_min_s = _float(req, "warmup_min_s", 0.1)
+        min_runs = _int(req, "min_runs", 50, minimum=1)
+        min_duration_s = _float(req, "min_duration_s", 0.5)
+        repetitions = _int(req, "repetitions", 5, minimum=1)
+        seed = _int(req, "seed", 0)
+        max_runs = _int(req, "max_runs", 100000, minimum=1)
+
+        rng = np.random.default_rng(seed)
+        feed = [random_input(rng, d) for d in model.inputs]
+        clock = time.perf_counter_ns
+
+        t0 = clock()
+        model.run(feed)
+        first_ns = clock() - t0
+
+        # Warm-up needs both a count (caches, JIT-ish lazy init) and a time (CPU
+        # frequency governors ramp up over wall time, not over iterations).
+        warm_count = 0
+        warm_start = clock()
+        warm_min_ns = int(warmup_min_s * 1e9)
+        while warm_count < max_runs and (
+            warm_count < warmup_runs or clock() - warm_start < warm_min_ns
+        ):
+            model.run(feed)
+            warm_count += 1
+        warm_ns = clock() - warm_start
+
+        # Writing 5 to clear_refs resets VmHWM, so the peak below covers only the
+        # measured windows, not load-time or first-inference allocations.
+        vmhwm_reset = False
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            vmhwm_reset = True
+        except OSError:
+            pass
+
+        windows = []
+        min_ns = int(min_duration_s * 1e9)
+        for _ in range(repetitions):
+            samples = []
+            run = model.run
+            start = clock()
+            while len(samples) < max_runs and (len(samples) < min_runs or clock() - start < min_ns):
+                s = clock()
+                run(feed)
+                samples.append(clock() - s)
+            duration_ns = clock() - start
+            windows.append(
+                {"samples_s": [x / 1e9 for x in samples], "duration_s": duration_ns / 1e9}
+            )
+        return {
+            "first_inference_s": first_ns / 1e9,
+            "warmup": {"count": warm_count, "time_s": warm_ns / 1e9},
+            "windows": windows,
+            "peak_rss_bytes": _proc_status_bytes("VmHWM"),
+            "rss_after_load_bytes": self.rss_after_load,
+            "vmhwm_reset": vmhwm_reset,
+            "timer": "perf_counter_ns",
+        }
+
+    def op_eval(self, req: dict[str, Any]) -> dict[str, Any]:
+        model = self._loaded()
+        np = _np()
+        if req.get("reset"):
+            self._reset_eval()
+        x = decode_array(req.get("inputs"))
+        if x.ndim < 1 or x.shape[0] < 1:
+            raise AgentFailure("bad_request", "inputs need a batch dimension with n >= 1")
+        n = int(x.shape[0])
+        labels = req.get("labels")
+        if labels is not None:
+            if not isinstance(labels, list) or len(labels) != n:
+                raise AgentFailure("bad_request", f"labels must be a list of {n} integers")
+            try:
+                labels = [int(v) for v in labels]
+            except (TypeError, ValueError):
+                raise AgentFailure("bad_request", "labels must be integers") from None
+        if not model.inputs or not model.outputs:
+            raise AgentFailure("bad_request", "model has no inputs or no outputs")
+        in_desc = model.inputs[0]
+        out_desc = model.outputs[0]
+        # The model's own batch dim decides the chunk: 1 (or dynamic) -> sample by sample,
+        # a fixed b > 1 -> b samples per run.
+        model_batch = in_desc["shape"][0] if in_desc["shape"] else None
+        chunk = model_batch if model_batch else 1
+        if n % chunk:
+            raise AgentFailure(
+                "bad_request", f"batch of {n} is not a multiple of the model batch {chunk}"
+            )
+        # Other inputs (if any) get fixed random data, like in bench.
+        rng = np.random.default_rng(0)
+        extra = [random_input(rng, d) for d in model.inputs[1:]]
+        outputs = []
+        for i in range(0, n, chunk):
+            sample = quantize(x[i : i + chunk], in_desc)
+            y = dequantize(model.run([sample] + extra)[0], out_desc)
+            y = np.ascontiguousarray(y, dtype="<f4")
+            self.eval_hash.update(y.tobytes())
+            rows = y.reshape(chunk, -1) if y.size else y.reshape(chunk, 0)
+            if labels is not None:
+                predicted = rows.argmax(axis=1)
+                for j in range(chunk):
+                    if int(predicted[j]) == labels[i + j]:
+                        self.eval_correct += 1
+                self.eval_labelled += chunk
+            self.eval_count += chunk
+            outputs.append(y)
+        result: dict[str, Any] = {
+            "count": self.eval_count,
+            "correct": self.eval_correct,
+            "top1": (self.eval_correct / self.eval_labelled) if self.eval_labelled else None,
+            "outputs_sha256": self.eval_hash.hexdigest(),
+        }
+        if req.get("return_outputs"):
+            result["outputs"] = encode_array(np.concatenate(outputs, axis=0))
+        return result
+
+    def op_bye(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.done = True  # main() exits after this reply is written
+        return {}
+
+    # dispatch ----------------------------------------------------------------------
+
+    def handle(self, line: str) -> dict[str, Any]:
+        try:
+            req = json.loads(line)
+        except ValueError as e:
+            return _error(None, "bad_request", f"request is not valid JSON: {e}")
+        if not isinstance(req, dict):
+            return _error(None, "bad_request", "request must be a JSON object")
+        rid = req.get("id")
+        op = req.get("op")
+        if not isinstance(op, str):
+            return _error(rid, "bad_request", "request has no 'op' string")
+        handler = getattr(self, "op_" + op, None)
+        if handler is None:
+            return _error(rid, "unknown_op", f"unknown op {op!r}")
+        try:
+            return {"id": rid, "ok": True, "result": handler(req)}
+        except AgentFailure as e:
+            return _error(rid, e.kind, e.message)
+        except MemoryError:
+            return _error(rid, "out_of_memory", f"out of memory during {op}")
+        except Exception as e:
+            log(f"op {op} failed:\n{traceback.format_exc()}")
+            return _error(rid, "runtime_error", f"{type(e).__name__}: {e}")
+
+
+def _error(rid: Any, kind: str, message: str) -> dict[str, Any]:
+    return {"id": rid, "ok": False, "error": {"kind": kind, "message": message}}
+
+
+def _protocol_stream() -> Any:
+    """Keep fd 1 for replies only: native runtime code that prints to stdout would
+    corrupt the JSON-lines stream, so fd 1 is pointed at stderr and replies go to a
+    private duplicate of the original stdout."""
+    try:
+        fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        return os.fdopen(fd, "w", encoding="utf-8")
+    except OSError:
+        return sys.stdout
+
+
+def main() -> int:
+    out = _protocol_stream()
+    stdin = sys.stdin.buffer
+    agent = Agent()
+    log(f"agent {AGENT_VERSION} ready (pid {os.getpid()}, python {platform.python_version()})")
+    while True:
+        raw = stdin.readline()
+        if not raw:
+            return 0  # EOF: the host went away or closed us
+        line = raw.decode("utf-8", "replace").strip()
+        if not line:
+            continue
+        reply = agent.handle(line)
+        try:
+            text = json.dumps(reply, separators=(",", ":"))
+        except (TypeError, ValueError) as e:  # a result that JSON cannot carry is our bug
+            text = json.dumps(_error(reply.get("id"), "runtime_error", f"unencodable reply: {e}"))
+        out.write(text + "\n")
+        out.flush()
+        if agent.done:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

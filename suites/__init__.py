@@ -1,0 +1,1 @@
+"""edgebench suites package."""

@@ -1,0 +1,322 @@
+"""Model builders and compression recipe steps.
+
+A variant is a chain of steps applied to a base model, e.g.
+``[export_onnx, onnx_int8_static]``. Each step is a small named function
+registered with :func:`step`; it takes a :class:`Stage` (the model so far) and
+returns the next one. Builders make base models (torch modules) from code, so
+no weights are downloaded. torch and the converters are imported lazily: a
+controller that only runs prebuilt files does not need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suites.datasets import Dataset, load_dataset
+from suites.errors import BuildError, SuiteError
+from suites.schema import ModelSpec, VariantSpec
+
+# Bump when a builder or step changes what it produces: it invalidates build caches.
+RECIPES_VERSION = "1"
+ONNX_OPSET = 17
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    """The model as it moves through a recipe chain."""
+
+    format: str  # "torch" | "onnx" | "tflite"
+    module: Any = None  # torch.nn.Module when format == "torch"
+    example_input: np.ndarray | None = None
+    path: Path | None = None  # file when format is onnx/tflite
+    dataset: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildContext:
+    out_dir: Path  # where this variant's files go
+    seed: int = 0
+
+    def dataset(self, stage: Stage) -> Dataset:
+        if not stage.dataset:
+            raise BuildError("this step needs calibration data but the model has no dataset")
+        return load_dataset(stage.dataset)
+
+
+StepFn = Callable[[Stage, dict[str, Any], BuildContext], Stage]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    accepts: tuple[str, ...]
+    produces: str
+    fn: StepFn
+    doc: str
+
+
+STEPS: dict[str, StepInfo] = {}
+BUILDERS: dict[str, Callable[[dict[str, Any]], Stage]] = {}
+
+
+def step(name: str, accepts: tuple[str, ...], produces: str) -> Callable[[StepFn], StepFn]:
+    def decorate(fn: StepFn) -> StepFn:
+        if name in STEPS:
+            raise ValueError(f"recipe step {name!r} is already registered")
+        STEPS[name] = StepInfo(name, accepts, produces, fn, (fn.__doc__ or "").strip())
+        return fn
+
+    return decorate
+
+
+def builder(name: str) -> Callable[[Callable[[dict[str, Any]], Stage]], Callable[..., Stage]]:
+    def decorate(fn: Callable[[dict[str, Any]], Stage]) -> Callable[..., Stage]:
+        if name in BUILDERS:
+            raise ValueError(f"model builder {name!r} is already registered")
+        BUILDERS[name] = fn
+        return fn
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- builders
+@builder("digits_cnn")
+def build_digits_cnn(params: dict[str, Any]) -> Stage:
+    """A small CNN trained on scikit-learn's digits (8x8 grey images, 10 classes)."""
+    import torch
+    from torch import nn
+
+    seed = int(params.get("seed", 0))
+    epochs = int(params.get("epochs", 15))
+    torch.manual_seed(seed)
+    data = load_dataset("digits")
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+    x = torch.from_numpy(data.train_x)
+    y = torch.from_numpy(data.train_y)
+    opt = torch.optim.Adam(model.parameters(), lr=float(params.get("lr", 5e-3)))
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), 64):
+            idx = order[i : i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(torch.from_numpy(data.test_x)).argmax(1).numpy() == data.test_y).mean())
+    return Stage(
+        format="torch",
+        module=model,
+        example_input=data.test_x[:1],
+        dataset="digits",
+        meta={"host_accuracy": acc, "params": sum(p.numel() for p in model.parameters())},
+    )
+
+
+# --------------------------------------------------------------------------- steps
+@step("export_onnx", accepts=("torch",), produces="onnx")
+def export_onnx(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+    """torch -> ONNX with the TorchScript exporter at a pinned opset."""
+    import torch
+
+    out = ctx.out_dir / "model.onnx"
+    opset = int(params.get("opset", ONNX_OPSET))
+    with torch.no_grad():
+        torch.onnx.export(
+            stage.module,
+            (torch.from_numpy(stage.example_input),),
+            str(out),
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=opset,
+            dynamo=False,
+        )
+    return replace(stage, format="onnx", path=out, module=None, meta={**stage.meta, "opset": opset})
+
+
+@step("export_tflite", accepts=("torch",), produces="tflite")
+def export_tflite(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+    """torch -> LiteRT .tflite with litert-torch (no TensorFlow needed)."""
+    import litert_torch
+    import torch
+
+    out = ctx.out_dir / "model.tflite"
+    with _quiet_native_logs():
+        edge_model = litert_torch.convert(stage.module, (torch.from_numpy(stage.example_input),))
+        edge_model.export(str(out))
+    return replace(stage, format="tflite", path=out, module=None)
+
+
+@step("onnx_int8_static", accepts=("onnx",), produces="onnx")
+def onnx_int8_static(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+    """ONNX int8 static quantization (QDQ, per-channel by default) calibrated on the
+    dataset's calibration split, with onnxruntime's quantization tools."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calib = ctx.dataset(stage).calibration_x[: int(params.get("calibration_samples", 256))]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter({"input": calib[i : i + 1]} for i in range(len(calib)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    assert stage.path is not None
+    pre = ctx.out_dir / "preprocessed.onnx"
+    out = ctx.out_dir / "model_int8.onnx"
+    quant_pre_process(str(stage.path), str(pre))
+    quantize_static(
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=bool(params.get("per_channel", True)),
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
+    pre.unlink()
+    return replace(stage, path=out, meta={**stage.meta, "quantization": "int8 static QDQ"})
+
+
+@step("tflite_int8_dynamic", accepts=("tflite",), produces="tflite")
+def tflite_int8_dynamic(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+    """LiteRT dynamic-range quantization (int8 weights, float activations) with
+    ai-edge-quantizer."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    assert stage.path is not None
+    out = ctx.out_dir / "model_int8_dynamic.tflite"
+    with _quiet_native_logs():
+        qt = quantizer.Quantizer(str(stage.path))
+        qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        qt.quantize().export_model(str(out))
+    return replace(stage, path=out, meta={**stage.meta, "quantization": "int8 dynamic range"})
+
+
+# --------------------------------------------------------------------------- building
+@dataclass(frozen=True)
+class BuiltVariant:
+    model: str
+    variant: str
+    format: str
+    path: Path
+    recipe: list[str]
+    dataset: str | None
+    meta: dict[str, Any]
+
+
+def base_model(spec: ModelSpec, suite_dir: Path) -> Stage:
+    if spec.builder:
+        try:
+            make = BUILDERS[spec.builder]
+        except KeyError:
+            raise SuiteError(
+                f"unknown builder {spec.builder!r} (known: {', '.join(sorted(BUILDERS))})",
+                key=f"models.{spec.name}.builder",
+            ) from None
+        return make(spec.params)
+    path = (suite_dir / str(spec.file)).resolve()
+    fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
+    if not path.is_file():
+        raise SuiteError(f"model file not found: {path}", key=f"models.{spec.name}.file")
+    if fmt is None:
+        raise SuiteError(
+            f"model file must be .onnx or .tflite, not {path.name}", key=f"models.{spec.name}.file"
+        )
+    return Stage(format=fmt, path=path, dataset=spec.params.get("dataset"))
+
+
+def check_chain(model_format: str, variant: VariantSpec) -> str:
+    """Validate a recipe chain against the formats it passes through; return the final format."""
+    fmt = model_format
+    for i, s in enumerate(variant.recipe):
+        info = STEPS.get(s.name)
+        if info is None:
+            raise SuiteError(
+                f"unknown recipe step {s.name!r} (known: {', '.join(sorted(STEPS))})",
+                key=f"variants.{variant.name}.recipe.{i}",
+            )
+        if fmt not in info.accepts:
+            raise SuiteError(
+                f"step {s.name!r} takes {'/'.join(info.accepts)} but gets {fmt}",
+                key=f"variants.{variant.name}.recipe.{i}",
+            )
+        fmt = info.produces
+    if fmt not in ("onnx", "tflite"):
+        raise SuiteError(
+            f"recipe ends with a {fmt} model; add an export step",
+            key=f"variants.{variant.name}.recipe",
+        )
+    return fmt
+
+
+def build_key(spec: ModelSpec, variant: VariantSpec, suite_dir: Path) -> str:
+    """Cache key: recipe chain + what goes into it (builder params or file hash)."""
+    source: dict[str, Any] = spec.model_dump()
+    if spec.file:
+        data = (suite_dir / spec.file).resolve().read_bytes()
+        source["file_sha256"] = hashlib.sha256(data).hexdigest()
+    blob = json.dumps(
+        {"v": RECIPES_VERSION, "model": source, "recipe": [s.model_dump() for s in variant.recipe]},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def run_chain(base: Stage, variant: VariantSpec, out_dir: Path) -> Stage:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = BuildContext(out_dir=out_dir)
+    stage = base
+    for s in variant.recipe:
+        info = STEPS[s.name]
+        try:
+            stage = info.fn(stage, s.params, ctx)
+        except (SuiteError, BuildError):
+            raise
+        except Exception as e:  # noqa: BLE001 - any converter failure becomes a BuildError
+            raise BuildError(
+                f"variant {variant.name!r}: step {s.name!r} failed: {type(e).__name__}: {e}"
+            ) from e
+    return stage
+
+
+class _quiet_native_logs:
+    """Silence the TF/absl chatter litert-torch and the quantizer print on import."""
+
+    def __enter__(self) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        logging.getLogger("absl").setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        return None

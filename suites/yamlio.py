@@ -1,0 +1,78 @@
+"""YAML loading that remembers where every key came from.
+
+pydantic tells us *which* key is wrong; this module lets us also say on which
+line, so that a lab engineer can jump straight to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from suites.errors import SuiteError
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _construct(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _construct(value_node, (*path, key), lines)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), lines) for i, item in enumerate(node.value)]
+    # Scalars: let the safe constructor resolve ints, floats, bools, nulls.
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse a YAML file; return the data and a map from key path to line number."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError("file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SuiteError(f"cannot read: {e}", file=str(path)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise SuiteError(
+            f"not valid YAML: {problem}", file=str(path), line=mark.line + 1 if mark else None
+        ) from None
+    lines: dict[Loc, int] = {}
+    if node is None:
+        return {}, lines
+    return _construct(node, (), lines), lines
+
+
+def line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """Line of the deepest known prefix of ``loc`` (a missing key points at its parent)."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def validate_file(model: type[M], path: Path) -> M:
+    """Load ``path`` and validate it as ``model``; the first problem becomes a SuiteError."""
+    data, lines = load_yaml_with_lines(path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+        raise SuiteError(
+            err["msg"] + more, file=str(path), key=key, line=line_for(loc, lines)
+        ) from None

@@ -1,0 +1,86 @@
+"""Shared fixtures: run `edgebench` as a user would, in an isolated workspace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+EDGEBENCH = str(Path(sys.executable).parent / "edgebench")
+REPO = Path(__file__).resolve().parent.parent
+
+# A quick version of the bundled digits suite: same model and variants (so the
+# build cache is shared with the demo), much shorter measurement windows.
+FAST_SUITE = """\
+name: digits-fast
+models:
+  - name: digits_cnn
+    builder: digits_cnn
+    params: {seed: 0, epochs: 15}
+variants:
+  - name: fp32-onnx
+    recipe: [export_onnx]
+  - name: int8-onnx
+    recipe: [export_onnx, {onnx_int8_static: {per_channel: true}}]
+  - name: fp32-tflite
+    recipe: [export_tflite]
+  - name: int8dr-tflite
+    recipe: [export_tflite, tflite_int8_dynamic]
+settings:
+  - runtime: onnxruntime
+    threads: [1, 2]
+  - runtime: litert
+    threads: [1]
+measure: {warmup_runs: 3, warmup_min_s: 0.0, min_runs: 20, min_duration_s: 0.02, repetitions: 3}
+accuracy: {dataset: digits, split: test}
+"""
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One EDGEBENCH_HOME per test session so that variants are built once."""
+    return tmp_path_factory.mktemp("edgebench-home")
+
+
+@pytest.fixture
+def fast_suite(tmp_path: Path) -> Path:
+    path = tmp_path / "digits-fast.yaml"
+    path.write_text(FAST_SUITE)
+    return path
+
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def eb(shared_home: Path, tmp_path: Path) -> Runner:
+    """Run the `edgebench` console script; each test gets its own results database."""
+    env = {
+        **os.environ,
+        "EDGEBENCH_HOME": str(shared_home),
+        "EDGEBENCH_DB": f"sqlite:///{tmp_path / 'results.db'}",
+        "COLUMNS": "200",  # rich tables unwrapped, so tests can read rows
+    }
+
+    def run(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [EDGEBENCH, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            cwd=tmp_path,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"edgebench {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    run.env = env  # type: ignore[attr-defined]
+    return run

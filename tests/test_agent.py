@@ -1,0 +1,521 @@
+"""The runner agent and its host client, against real onnxruntime and LiteRT models.
+
+Part (a) drives ``edgebench_agent.py`` as a bare subprocess with raw JSON lines, the way
+a compatible agent written from PROTOCOL.md would be tested. Part (b) goes through
+``AgentClient`` over the local transport and checks numerics against host references.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from devices.errors import AgentError, TransportError, TransportTimeout
+from devices.local import LocalProcess, LocalTransport
+from devices.transport import DeviceConfig, sha256_file
+from runners import agent_client
+from runners.agent_client import AGENT_PATH, AgentClient
+
+# Tiny timing parameters: these tests check the protocol, not the numbers.
+FAST_BENCH = {
+    "warmup_runs": 3,
+    "warmup_min_s": 0.01,
+    "min_runs": 5,
+    "min_duration_s": 0.02,
+    "repetitions": 2,
+}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+class Models:
+    def __init__(self, root: Path) -> None:
+        self.onnx = root / "tiny.onnx"
+        self.tflite = root / "tiny.tflite"
+        self.onnx_sha = ""
+        self.tflite_sha = ""
+        self.torch_model: Any = None
+
+    def path_and_sha(self, runtime: str) -> tuple[Path, str]:
+        if runtime == "onnxruntime":
+            return self.onnx, self.onnx_sha
+        return self.tflite, self.tflite_sha
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    torch = pytest.importorskip("torch")
+    litert_torch = pytest.importorskip("litert_torch")
+    out = Models(tmp_path_factory.mktemp("agent_models"))
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 6 * 6, 10),
+    ).eval()
+    x = torch.randn(1, 1, 8, 8)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated upstream; it is what the brief asks for.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            m,
+            (x,),
+            str(out.onnx),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamo=False,
+            opset_version=17,
+        )
+        litert_torch.convert(m, (x,)).export(str(out.tflite))
+    out.onnx_sha = sha256_file(out.onnx)
+    out.tflite_sha = sha256_file(out.tflite)
+    out.torch_model = m
+    return out
+
+
+@pytest.fixture(scope="session")
+def samples() -> np.ndarray:
+    return np.random.default_rng(42).standard_normal((12, 1, 8, 8)).astype(np.float32)
+
+
+def reference_outputs(models: Models, runtime: str, x: np.ndarray) -> np.ndarray:
+    """Host-side truth: onnxruntime in-process for ONNX, torch for the LiteRT export."""
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(models.onnx), providers=["CPUExecutionProvider"])
+        return np.concatenate([sess.run(None, {"input": x[i : i + 1]})[0] for i in range(len(x))])
+    import torch
+
+    with torch.no_grad():
+        return models.torch_model(torch.from_numpy(x)).numpy()
+
+
+class RawAgent:
+    """The agent file as a plain subprocess; every read has a timeout so nothing hangs."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.proc = LocalProcess([sys.executable, "-u", str(AGENT_PATH)], str(cwd), "raw")
+        self._id = 0
+
+    def send_line(self, line: str) -> dict[str, Any]:
+        self.proc.write_line(line)
+        reply = self.proc.read_line(timeout=60)
+        assert reply is not None, f"agent exited; stderr:\n{self.proc.stderr_tail()}"
+        return json.loads(reply)
+
+    def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        self._id += 1
+        reply = self.send_line(json.dumps({"id": self._id, "op": op, **fields}))
+        assert reply["id"] == self._id
+        return reply
+
+
+@pytest.fixture
+def raw_agent(tmp_path: Path) -> Iterator[RawAgent]:
+    agent = RawAgent(tmp_path)
+    yield agent
+    agent.proc.terminate()
+
+
+@pytest.fixture
+def transport(tmp_path: Path) -> LocalTransport:
+    return LocalTransport(DeviceConfig("t", "local"), tmp_path)
+
+
+@pytest.fixture
+def client(transport: LocalTransport) -> Iterator[AgentClient]:
+    c = AgentClient.start(transport, timeout=60)
+    yield c
+    c.close()
+
+
+def push_model(transport: LocalTransport, models: Models, runtime: str) -> tuple[str, str]:
+    path, sha = models.path_and_sha(runtime)
+    return transport.push(path, sha), sha
+
+
+def error_kind(reply: dict[str, Any]) -> str:
+    assert reply["ok"] is False, reply
+    assert set(reply["error"]) == {"kind", "message"}
+    assert reply["error"]["message"]
+    return reply["error"]["kind"]
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def test_agent_imports_only_stdlib_at_module_level() -> None:
+    source = AGENT_PATH.read_text()
+    # Boards run old Pythons: the syntax must parse as 3.8.
+    tree = ast.parse(source, feature_version=(3, 8))
+
+    def module_level_imports(body: list[ast.stmt]) -> Iterator[str]:
+        for node in body:
+            if isinstance(node, ast.Import):
+                yield from (alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, "relative import in the agent file"
+                yield (node.module or "").split(".")[0]
+            elif isinstance(node, ast.If | ast.Try | ast.With):
+                # Imports guarded at module level still run at import time.
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    for child in getattr(node, field, []):
+                        yield from module_level_imports(
+                            child.body if isinstance(child, ast.ExceptHandler) else [child]
+                        )
+
+    names = set(module_level_imports(tree.body))
+    assert names, "found no imports at all: the walker is broken"
+    assert names <= set(sys.stdlib_module_names) | {"__future__"}, names
+    assert "AGENT_VERSION = " in source
+
+
+def test_agent_quantization_helpers() -> None:
+    # No int8 model is built here (that needs calibration); the arithmetic is checked
+    # directly on the agent's own helpers.
+    spec = importlib.util.spec_from_file_location("edgebench_agent_under_test", AGENT_PATH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    desc = {"dtype": "int8", "quant": (0.5, -3)}
+    x = np.array([[-100.0, -1.0, 0.0, 0.26, 2.0, 100.0]], dtype=np.float32)
+    q = mod.quantize(x, desc)
+    assert q.dtype == np.int8
+    assert q.tolist() == [[-128, -5, -3, -2, 1, 127]]
+    back = mod.dequantize(q, desc)
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, [[-62.5, -1.0, 0.0, 0.5, 2.0, 65.0]])
+    # Without quantization parameters it is a plain cast.
+    assert mod.quantize(x, {"dtype": "float32", "quant": None}).dtype == np.float32
+    rng = np.random.default_rng(0)
+    u8 = mod.random_input(rng, {"shape": [None, 3], "dtype": "uint8"})
+    assert u8.shape == (1, 3) and u8.dtype == np.uint8
+    f = mod.random_input(rng, {"shape": [2, 2], "dtype": "float32"})
+    assert f.dtype == np.float32 and ((f >= 0) & (f < 1)).all()
+
+
+# --------------------------------------------------------------------------- (a) raw protocol
+
+
+def test_hello_facts(raw_agent: RawAgent) -> None:
+    reply = raw_agent.call("hello")
+    assert reply["ok"] is True
+    result = reply["result"]
+    assert result["agent_version"] == "1"
+    assert result["protocol"] == 1
+    assert isinstance(result["pid"], int)
+    facts = result["facts"]
+    for key in (
+        "os",
+        "os_release",
+        "kernel",
+        "arch",
+        "cpu_model",
+        "cpu_cores",
+        "memory_total_bytes",
+        "python",
+        "python_executable",
+        "hostname",
+        "runtimes",
+    ):
+        assert key in facts, key
+    assert facts["os"] == "Linux"
+    assert facts["cpu_cores"] >= 1
+    assert facts["memory_total_bytes"] > 0
+    assert facts["python"].count(".") == 2
+    assert facts["runtimes"]["onnxruntime"]
+    assert facts["runtimes"]["numpy"] == np.__version__
+    assert "onnxruntime_providers" not in facts  # only known after a load
+
+
+def test_errors_are_structured_and_agent_survives(
+    raw_agent: RawAgent, models: Models, tmp_path: Path
+) -> None:
+    bad = raw_agent.send_line("{not json")
+    assert bad["id"] is None and error_kind(bad) == "bad_request"
+    assert error_kind(raw_agent.send_line("[1, 2]")) == "bad_request"
+    assert error_kind(raw_agent.call("frobnicate")) == "unknown_op"
+    assert error_kind(raw_agent.call("bench")) == "not_loaded"
+    assert error_kind(raw_agent.call("eval", inputs=None)) == "not_loaded"
+
+    missing = raw_agent.call(
+        "load", path=str(tmp_path / "nope.onnx"), sha256="0" * 64, runtime="onnxruntime"
+    )
+    assert error_kind(missing) == "missing_file"
+
+    wrong = "f" * 64
+    mismatch = raw_agent.call("load", path=str(models.onnx), sha256=wrong, runtime="onnxruntime")
+    assert error_kind(mismatch) == "hash_mismatch"
+    message = mismatch["error"]["message"]
+    assert str(models.onnx) in message and wrong in message and models.onnx_sha in message
+
+    bad_runtime = raw_agent.call("load", path=str(models.onnx), sha256=models.onnx_sha, runtime="x")
+    assert error_kind(bad_runtime) == "bad_request"
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not a model")
+    failed = raw_agent.call(
+        "load", path=str(garbage), sha256=sha256_file(garbage), runtime="onnxruntime"
+    )
+    assert error_kind(failed) == "load_failed"
+
+    # Still alive and answering in order.
+    assert raw_agent.call("hello")["ok"] is True
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_load_and_bench_raw(raw_agent: RawAgent, models: Models, runtime: str) -> None:
+    path, sha = models.path_and_sha(runtime)
+    loaded = raw_agent.call("load", path=str(path), sha256=sha, runtime=runtime, threads=1)
+    assert loaded["ok"] is True, loaded
+    info = loaded["result"]
+    assert info["runtime"] == runtime and info["runtime_version"]
+    assert info["init_s"] > 0
+    assert info["rss_after_load_bytes"] > 0
+    assert info["inputs"] == [
+        {"name": info["inputs"][0]["name"], "shape": [1, 1, 8, 8], "dtype": "float32"}
+    ]
+    assert info["outputs"][0]["shape"] == [1, 10]
+    if runtime == "onnxruntime":
+        assert info["inputs"][0]["name"] == "input"
+        assert info["providers"] == ["CPUExecutionProvider"]
+        assert "CPUExecutionProvider" in info["onnxruntime_providers"]
+
+    bench = raw_agent.call("bench", **FAST_BENCH)
+    assert bench["ok"] is True, bench
+    r = bench["result"]
+    assert r["timer"] == "perf_counter_ns"
+    assert r["first_inference_s"] > 0
+    assert r["warmup"]["count"] >= FAST_BENCH["warmup_runs"]
+    assert r["warmup"]["time_s"] >= FAST_BENCH["warmup_min_s"]
+    assert len(r["windows"]) == FAST_BENCH["repetitions"]
+    for window in r["windows"]:
+        assert len(window["samples_s"]) >= FAST_BENCH["min_runs"]
+        assert window["duration_s"] >= FAST_BENCH["min_duration_s"]
+        assert all(s > 0 for s in window["samples_s"])
+        # Samples are timed inside the window, so they cannot add up to more than it.
+        assert sum(window["samples_s"]) <= window["duration_s"]
+    assert r["peak_rss_bytes"] > 0
+    assert r["rss_after_load_bytes"] == info["rss_after_load_bytes"]
+    assert r["vmhwm_reset"] is True  # we own the process, so clear_refs is writable
+
+
+def test_bench_max_runs_caps_windows(raw_agent: RawAgent, models: Models) -> None:
+    raw_agent.call("load", path=str(models.onnx), sha256=models.onnx_sha, runtime="onnxruntime")
+    reply = raw_agent.call(
+        "bench",
+        warmup_runs=0,
+        warmup_min_s=0,
+        min_runs=1000,
+        min_duration_s=60,
+        repetitions=1,
+        max_runs=7,
+    )
+    assert reply["ok"] is True, reply
+    assert [len(w["samples_s"]) for w in reply["result"]["windows"]] == [7]
+    assert error_kind(raw_agent.call("bench", min_runs=-1)) == "bad_request"
+
+
+def test_raw_eval_and_reset(raw_agent: RawAgent, models: Models, samples: np.ndarray) -> None:
+    raw_agent.call("load", path=str(models.onnx), sha256=models.onnx_sha, runtime="onnxruntime")
+    x = samples[:3]
+    arr = {
+        "dtype": "float32",
+        "shape": list(x.shape),
+        "data_b64": base64.b64encode(x.astype("<f4").tobytes()).decode("ascii"),
+    }
+    first = raw_agent.call("eval", inputs=arr, labels=[0, 1, 2], reset=True, return_outputs=True)
+    assert first["ok"] is True, first
+    out = first["result"]["outputs"]
+    assert out["dtype"] == "float32" and out["shape"] == [3, 10]
+    y = np.frombuffer(base64.b64decode(out["data_b64"]), dtype="<f4").reshape(3, 10)
+    assert first["result"]["outputs_sha256"] == hashlib.sha256(y.tobytes()).hexdigest()
+    assert first["result"]["count"] == 3
+
+    second = raw_agent.call("eval", inputs=arr, labels=None, reset=False, return_outputs=False)
+    assert second["result"]["count"] == 6
+    assert second["result"]["correct"] == first["result"]["correct"]  # no labels: not scored
+    assert "outputs" not in second["result"]
+    again = raw_agent.call("eval", inputs=arr, labels=None, reset=True)
+    assert again["result"]["count"] == 3 and again["result"]["top1"] is None
+
+    short = dict(arr, data_b64=base64.b64encode(b"\0" * 8).decode())
+    assert error_kind(raw_agent.call("eval", inputs=short)) == "bad_request"
+
+
+def test_bye_and_eof_exit_cleanly(tmp_path: Path) -> None:
+    agent = RawAgent(tmp_path)
+    bye = agent.call("bye")
+    assert bye["ok"] is True
+    assert agent.proc.wait(10) == 0
+
+    agent = RawAgent(tmp_path)
+    agent.call("hello")
+    agent.proc._proc.stdin.close()  # EOF
+    assert agent.proc.wait(10) == 0
+
+
+# --------------------------------------------------------------------------- (b) client
+
+
+def test_client_start_pushes_and_says_hello(transport: LocalTransport, client: AgentClient) -> None:
+    assert client.hello["protocol"] == 1
+    assert client.facts["os"] == "Linux"
+    pushed = Path(transport.workdir) / "artifacts" / sha256_file(AGENT_PATH) / "edgebench_agent.py"
+    assert pushed.read_bytes() == AGENT_PATH.read_bytes()
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_client_eval_matches_reference(
+    transport: LocalTransport,
+    client: AgentClient,
+    models: Models,
+    samples: np.ndarray,
+    runtime: str,
+) -> None:
+    remote, sha = push_model(transport, models, runtime)
+    info = client.load(remote, sha, runtime, threads=1)
+    assert info["runtime"] == runtime
+
+    expected = reference_outputs(models, runtime, samples)
+    labels = expected.argmax(axis=1)
+    whole = client.evaluate(samples, labels, batch_size=64, return_outputs=True)
+    np.testing.assert_allclose(whole["outputs"], expected, rtol=1e-5, atol=1e-5)
+    assert whole["outputs"].dtype == np.float32
+    assert whole["count"] == len(samples)
+    assert whole["correct"] == len(samples)
+    assert whole["top1"] == 1.0
+
+    # Totals restart on each evaluate() call, so a rerun gives the same hash ...
+    rerun = client.evaluate(samples, labels, batch_size=64)
+    assert rerun["outputs_sha256"] == whole["outputs_sha256"]
+    assert "outputs" not in rerun
+    # ... and batching changes how the samples travel, not the totals.
+    batched = client.evaluate(samples, labels, batch_size=5, return_outputs=True)
+    for key in ("count", "correct", "top1", "outputs_sha256"):
+        assert batched[key] == whole[key], key
+    np.testing.assert_array_equal(batched["outputs"], whole["outputs"])
+
+    unlabelled = client.evaluate(samples[:4], None, batch_size=3)
+    assert unlabelled["count"] == 4 and unlabelled["top1"] is None
+
+
+def test_client_eval_hash_is_deterministic_across_agents(
+    transport: LocalTransport, models: Models, samples: np.ndarray
+) -> None:
+    hashes = []
+    for _ in range(2):
+        with AgentClient.start(transport) as c:
+            remote, sha = push_model(transport, models, "onnxruntime")
+            c.load(remote, sha, "onnxruntime")
+            hashes.append(c.evaluate(samples, batch_size=4)["outputs_sha256"])
+    assert hashes[0] == hashes[1]
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_client_bench(
+    transport: LocalTransport, client: AgentClient, models: Models, runtime: str
+) -> None:
+    remote, sha = push_model(transport, models, runtime)
+    client.load(remote, sha, runtime, threads=1)
+    r = client.bench(timeout=60, **FAST_BENCH)
+    assert len(r["windows"]) == FAST_BENCH["repetitions"]
+    assert all(len(w["samples_s"]) >= FAST_BENCH["min_runs"] for w in r["windows"])
+
+
+def test_client_bad_load_raises_agent_error(
+    transport: LocalTransport, client: AgentClient, models: Models, tmp_path: Path
+) -> None:
+    remote, sha = push_model(transport, models, "onnxruntime")
+    with pytest.raises(AgentError) as err:
+        client.load(remote, "0" * 64, "onnxruntime")
+    assert err.value.kind == "hash_mismatch"
+    assert err.value.device == "t"
+    with pytest.raises(AgentError) as err:
+        client.load(str(tmp_path / "absent.onnx"), sha, "onnxruntime")
+    assert err.value.kind == "missing_file"
+    with pytest.raises(AgentError) as err:
+        client.bench(timeout=10)
+    assert err.value.kind == "not_loaded"
+    # Structured errors leave the agent usable.
+    assert client.load(remote, sha, "onnxruntime")["runtime"] == "onnxruntime"
+
+
+def test_killed_agent_gives_transport_error_not_hang(client: AgentClient) -> None:
+    os.kill(client.hello["pid"], signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(TransportError) as err:
+        client.request("hello", timeout=30)
+    assert not isinstance(err.value, TransportTimeout)
+    assert time.monotonic() - started < 10
+    # Dead for good: later requests fail at once.
+    with pytest.raises(TransportError):
+        client.request("hello", timeout=30)
+    client.close()
+    client.close()  # idempotent
+
+
+def test_timeout_terminates_agent(
+    transport: LocalTransport, client: AgentClient, models: Models
+) -> None:
+    remote, sha = push_model(transport, models, "onnxruntime")
+    client.load(remote, sha, "onnxruntime")
+    with pytest.raises(TransportTimeout):
+        client.bench(timeout=0.5, min_duration_s=30, repetitions=1, max_runs=10**9)
+    with pytest.raises(TransportError, match="not running"):
+        client.request("hello")
+    # The process really is gone, not left measuring in the background.
+    with pytest.raises(ProcessLookupError):
+        os.kill(client.hello["pid"], 0)
+
+
+FAKE_AGENT = """
+import json, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "hello":
+        print(json.dumps({"id": req["id"], "ok": True, "result": {"protocol": 1, "facts": {}}}))
+    elif req["op"] == "wrong_id":
+        print(json.dumps({"id": req["id"] + 100, "ok": True, "result": {}}))
+    else:
+        print("Traceback: something went badly wrong " + "x" * 1000)
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize(
+    ("op", "pattern"), [("wrong_id", "protocol out of step"), ("noise", "non-JSON line")]
+)
+def test_client_rejects_out_of_step_and_garbage(
+    transport: LocalTransport,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    op: str,
+    pattern: str,
+) -> None:
+    # A stand-in agent that misbehaves on purpose; the real one never does this.
+    fake = tmp_path / "fake_agent.py"
+    fake.write_text(textwrap.dedent(FAKE_AGENT))
+    monkeypatch.setattr(agent_client, "AGENT_PATH", fake)
+    with AgentClient.start(transport, timeout=20) as c:
+        with pytest.raises(TransportError, match=pattern) as err:
+            c.request(op)
+        assert len(str(err.value)) < 600  # the offending line is quoted, truncated
