@@ -237,7 +237,9 @@ def _build(suite_path: Path, ws: Workspace, store: Store) -> tuple[Any, list[Any
 
         def on_progress(label: str, cached: bool) -> None:
             status.update(f"building variants ... {label} {'(cached)' if cached else 'built'}")
-            err_console.print(f"  variant {label}: {'cached' if cached else 'built'}", highlight=False)
+            err_console.print(
+                f"  variant {label}: {'cached' if cached else 'built'}", highlight=False
+            )
 
         variants = build_variants(
             suite, suite_path.parent, ArtifactCache(ws, store), on_progress=on_progress
