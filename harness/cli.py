@@ -19,7 +19,7 @@ from rich.table import Table
 
 from harness import __version__
 from harness.errors import USER_FACING, UsageError, exit_code_for
-from harness.store import Store
+from harness.store import Store, display_time
 from harness.workspace import Workspace
 
 app = typer.Typer(
@@ -142,7 +142,7 @@ def device_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
             " ".join(f"{k}={v}" for k, v in r["tags"].items()) or "-",
             facts.get("arch", "-"),
             str(facts.get("cpu_model", "-")),
-            r["checked_at"] or "never",
+            display_time(r["checked_at"]) if r["checked_at"] else "never",
         )
     console.print(table)
 
@@ -408,7 +408,7 @@ def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             str(r["jobs"] or 0),
             str(r["done"] or 0),
             str(r["failed"] or 0),
-            r["created_at"],
+            display_time(r["created_at"]),
         )
     console.print(table)
 

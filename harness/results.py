@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.scheduler import setting_label
-from harness.store import Store
+from harness.store import Store, display_time
 
 _LATENCY_KEYS = (
     "p50",
@@ -86,7 +86,7 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
             "id": run["id"],
             "suite": run["suite_name"],
             "status": run["status"],
-            "created_at": run["created_at"],
+            "created_at": display_time(run["created_at"]),
             "edgebench_version": run["edgebench_version"],
             "commit": run["commit"],
             "repetitions": (run["suite"].get("measure") or {}).get("repetitions"),

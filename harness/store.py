@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -80,13 +81,17 @@ jobs = sa.Table(
     sa.UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
 )
 
+# Raw latency samples, one row per measured window: float64 little-endian packed in
+# a blob. A fast model yields ~100k samples per window; a row per sample made the
+# commit of one job take seconds (benchmarks/RESULTS.md).
 samples = sa.Table(
     "samples",
     metadata,
     sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id"), nullable=False, index=True),
     sa.Column("repetition", sa.Integer, nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("latency_s", sa.Float, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("latency_s", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("job_id", "repetition", name="uq_samples_job_rep"),
 )
 
 metrics = sa.Table(
@@ -132,7 +137,15 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migrate_to_1)
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: runs are ordered by creation time, and tests create several a second.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def display_time(iso: str | None) -> str:
+    """A stored timestamp as people read it: '2026-11-29 21:30:00 UTC'."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def new_run_id() -> str:
@@ -380,9 +393,13 @@ class Store:
             conn.execute(samples.delete().where(samples.c.job_id == job_id))
             conn.execute(metrics.delete().where(metrics.c.job_id == job_id))
             rows = [
-                {"job_id": job_id, "repetition": r, "seq": i, "latency_s": float(v)}
+                {
+                    "job_id": job_id,
+                    "repetition": r,
+                    "n": len(window),
+                    "latency_s": np.asarray(window, dtype="<f8").tobytes(),
+                }
                 for r, window in enumerate(windows)
-                for i, v in enumerate(window)
             ]
             if rows:
                 conn.execute(samples.insert(), rows)
@@ -431,16 +448,14 @@ class Store:
             ).rowcount
 
     def job_samples(self, job_id: int) -> list[list[float]]:
+        """Raw samples of a job, one list per repetition, in measurement order."""
         q = (
-            sa.select(samples.c.repetition, samples.c.latency_s)
+            sa.select(samples.c.latency_s)
             .where(samples.c.job_id == job_id)
-            .order_by(samples.c.repetition, samples.c.seq)
+            .order_by(samples.c.repetition)
         )
-        windows: dict[int, list[float]] = {}
         with self.engine.connect() as conn:
-            for rep, value in conn.execute(q):
-                windows.setdefault(rep, []).append(value)
-        return [windows[k] for k in sorted(windows)]
+            return [np.frombuffer(blob, dtype="<f8").tolist() for (blob,) in conn.execute(q)]
 
     def job_metrics(self, job_id: int) -> dict[str, Metric]:
         with self.engine.connect() as conn:

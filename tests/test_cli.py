@@ -102,7 +102,7 @@ def test_run_report_and_runs_list(eb: Runner, fast_suite: Path, tmp_path: Path) 
     assert (runs[0]["jobs"], runs[0]["done"], runs[0]["failed"]) == (6, 6, 0)
 
     # Every raw sample is stored: at least min_runs per repetition, 3 repetitions.
-    per_job = _query(eb, "SELECT job_id, repetition, COUNT(*) FROM samples GROUP BY 1, 2")
+    per_job = _query(eb, "SELECT job_id, repetition, n FROM samples")
     assert len(per_job) == 6 * 3 and all(n >= 20 for _, _, n in per_job)
 
     acc = dict(
@@ -222,7 +222,7 @@ def test_interrupted_run_resumes_without_repeating_jobs(
     assert status == ("running" if how == "sigkill" else "interrupted")
     done_before = {k for (k,) in _query(eb, "SELECT key FROM jobs WHERE status = 'done'")}
     assert 2 <= len(done_before) < 6
-    samples_before = _query(eb, "SELECT COUNT(*) FROM samples")[0][0]
+    samples_before = _query(eb, "SELECT SUM(n) FROM samples")[0][0]
 
     eb("run", str(fast_suite), "--resume", run_id[:12], "--no-report")
 
@@ -234,9 +234,9 @@ def test_interrupted_run_resumes_without_repeating_jobs(
     # No job has samples twice: per job, stored samples == the n it reports.
     rows = _query(
         eb,
-        "SELECT m.job_id, m.value, (SELECT COUNT(*) FROM samples s"
+        "SELECT m.job_id, m.value, (SELECT SUM(s.n) FROM samples s"
         " WHERE s.job_id = m.job_id) FROM metrics m WHERE m.name = 'latency_n'",
     )
     assert len(rows) == 6 and all(int(n) == count for _, n, count in rows)
-    assert _query(eb, "SELECT COUNT(*) FROM samples")[0][0] > samples_before
+    assert _query(eb, "SELECT SUM(n) FROM samples")[0][0] > samples_before
     assert _query(eb, "SELECT status FROM runs")[0][0] == "finished"
