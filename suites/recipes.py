@@ -320,3 +320,8 @@ class _quiet_native_logs:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+# Modules that register more builders and steps with the decorators above. Imported
+# last, because they import `step`/`builder` from this module.
+from suites import distill, lowrank, mobilenet, pruning, quantization  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Model analysis: parameters, non-zeros, MACs, compressed size."""

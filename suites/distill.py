@@ -1,0 +1,1 @@
+"""Recipe steps: distill (see suites/recipes.py for the step registry)."""

@@ -1,0 +1,1 @@
+"""Recipe steps: lowrank (see suites/recipes.py for the step registry)."""

@@ -1,0 +1,1 @@
+"""Recipe steps: mobilenet (see suites/recipes.py for the step registry)."""

@@ -1,0 +1,1 @@
+"""Recipe steps: pruning (see suites/recipes.py for the step registry)."""

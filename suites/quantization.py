@@ -1,0 +1,1 @@
+"""Recipe steps: quantization (see suites/recipes.py for the step registry)."""
