@@ -20,6 +20,7 @@ from devices.transport import sha256_file
 from harness.store import Store
 from harness.workspace import Workspace
 from suites import recipes
+from suites.analysis import describe_file
 from suites.schema import ModelSpec, Suite, VariantSpec
 
 
@@ -152,6 +153,9 @@ def _build_one(
         stage = recipes.run_chain(base, variant, Path(tmp))
         assert stage.path is not None and stage.format == fmt
         recipe = [s.name for s in variant.recipe]
+        stage.meta["file_stats"] = describe_file(stage.path, fmt)
+        stage.meta["recipe_params"] = [s.params for s in variant.recipe]
+        stage.meta["description"] = variant.description
         meta = {**stage.meta, "recipe": recipe, "model": model.name, "variant": variant.name}
         artifact = cache.put(stage.path, fmt, meta)
     info = {

@@ -69,7 +69,7 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
                 if error and job["status"] != "done"
                 else None,
                 "file_size_bytes": artifact["size_bytes"] if artifact else None,
-                "recipe": (artifact.get("meta") or {}).get("recipe") if artifact else None,
+                **_variant_facts((artifact or {}).get("meta") or {}),
                 "accuracy": value("accuracy_top1"),
                 "accuracy_n": int(value("accuracy_n")) if value("accuracy_n") is not None else None,
                 "latency_s": latency,
@@ -81,8 +81,11 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
                 "estimated": sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
             }
         )
+    baseline = run["suite"].get("baseline") or (run["suite"].get("variants") or [{}])[0].get("name")
+    _add_retention(results, baseline)
     return {
         "run": {
+            "baseline_variant": baseline,
             "id": run["id"],
             "suite": run["suite_name"],
             "status": run["status"],
@@ -107,3 +110,40 @@ def _field_of(metric: str) -> str:
         "first_inference": "first_inference_s",
         "accuracy_top1": "accuracy",
     }.get(metric, metric)
+
+
+def _variant_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the build recorded about a variant: recipe, size and compute figures."""
+    file_stats = meta.get("file_stats") or {}
+    torch_stats = meta.get("torch_stats") or {}
+
+    def first(key: str) -> Any:
+        # The exported file is what runs; the torch module fills gaps.
+        return file_stats.get(key) if file_stats.get(key) is not None else torch_stats.get(key)
+
+    return {
+        "recipe": meta.get("recipe"),
+        "recipe_params": meta.get("recipe_params"),
+        "techniques": meta.get("techniques"),
+        "description": meta.get("description") or None,
+        "params": first("params"),
+        "nonzero_params": first("nonzero_params"),
+        # MACs are a property of the graph: counted on the torch module when there was one.
+        "macs": torch_stats.get("macs")
+        if torch_stats.get("macs") is not None
+        else file_stats.get("macs"),
+        "zstd_size_bytes": file_stats.get("zstd_size_bytes"),
+        "accuracy_meaningful": meta.get("accuracy_meaningful", True),
+    }
+
+
+def _add_retention(results: list[dict[str, Any]], baseline: str | None) -> None:
+    """accuracy / baseline accuracy, per device (the baseline measured on that device)."""
+    base_acc: dict[str, float] = {}
+    for r in results:
+        if r["variant"] == baseline and r["accuracy"] is not None:
+            base_acc.setdefault(r["device"], r["accuracy"])
+    for r in results:
+        r["baseline"] = r["variant"] == baseline
+        ref = base_acc.get(r["device"])
+        r["accuracy_retention"] = r["accuracy"] / ref if r["accuracy"] is not None and ref else None

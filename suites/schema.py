@@ -113,9 +113,17 @@ class Suite(Strict):
     accuracy: AccuracySpec | None = None
     devices: DeviceSelection = DeviceSelection()
     retries: int = Field(1, ge=0, le=10)
+    # Variant that accuracy retention is measured against; default: the first variant.
+    baseline: str | None = None
+
+    @property
+    def baseline_variant(self) -> str:
+        return self.baseline or self.variants[0].name
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:
+        if self.baseline is not None and self.baseline not in {v.name for v in self.variants}:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the variants")
         for what, names in (
             ("models", [m.name for m in self.models]),
             ("variants", [v.name for v in self.variants]),

@@ -519,3 +519,65 @@ def test_client_rejects_out_of_step_and_garbage(
         with pytest.raises(TransportError, match=pattern) as err:
             c.request(op)
         assert len(str(err.value)) < 600  # the offending line is quoted, truncated
+
+
+# --------------------------------------------------------------------------- power sampling
+
+
+def test_bench_streams_power_readings_with_window_times(
+    client: AgentClient, transport: LocalTransport, models: Models, tmp_path: Path
+) -> None:
+    """A stream sampler (stand-in for tegrastats: a real process printing lines) is
+    stamped on the windows' clock, with an idle period before them."""
+    remote, sha = push_model(transport, models, "onnxruntime")
+    client.load(remote, sha, "onnxruntime", 1)
+    script = "while true; do echo 'VDD_IN 5000mW/5000mW'; sleep 0.02; done"
+    res = client.bench(
+        timeout=60,
+        **FAST_BENCH,
+        power={"mode": "stream", "argv": ["sh", "-c", script], "idle_s": 0.2},
+    )
+    power = res["power"]
+    idle_t0, idle_t1 = power["idle"]
+    assert idle_t1 - idle_t0 >= 0.2
+    times = [t for t, _ in power["readings"]]
+    assert times == sorted(times) and len(times) >= 10
+    assert all(line == "VDD_IN 5000mW/5000mW" for _, line in power["readings"])
+    first, last = res["windows"][0], res["windows"][-1]
+    assert idle_t1 <= first["t0_s"] < first["t1_s"] <= last["t1_s"]
+    # Readings cover the idle period and the windows.
+    assert times[0] <= idle_t1 and times[-1] >= last["t0_s"]
+
+
+def test_bench_polls_sysfs_style_files(
+    client: AgentClient, transport: LocalTransport, models: Models, tmp_path: Path
+) -> None:
+    rail = tmp_path / "in1_input"
+    rail.write_text("5080\n")
+    remote, sha = push_model(transport, models, "onnxruntime")
+    client.load(remote, sha, "onnxruntime", 1)
+    res = client.bench(
+        timeout=60,
+        **FAST_BENCH,
+        power={
+            "mode": "poll_files",
+            "files": {"in1": str(rail), "gone": str(tmp_path / "x")},
+            "interval_ms": 20,
+            "idle_s": 0.1,
+        },
+    )
+    readings = res["power"]["readings"]
+    assert len(readings) >= 5
+    assert readings[0][1] == "in1=5080;gone="
+
+
+def test_missing_sensor_tool_is_a_structured_error(
+    client: AgentClient, transport: LocalTransport, models: Models
+) -> None:
+    remote, sha = push_model(transport, models, "onnxruntime")
+    client.load(remote, sha, "onnxruntime", 1)
+    with pytest.raises(AgentError) as info:
+        client.bench(
+            timeout=60, **FAST_BENCH, power={"mode": "stream", "argv": ["/nonexistent/tegrastats"]}
+        )
+    assert info.value.kind == "missing_sensor"

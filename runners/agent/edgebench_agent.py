@@ -20,6 +20,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -451,6 +452,110 @@ def decode_array(obj: Any) -> Any:
     return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+class PowerSampler:
+    """Collects raw power/telemetry readings on the device while the model runs.
+
+    The agent does not interpret sensor formats: it timestamps raw text with the
+    same clock as the measured windows (perf_counter) and the host parses it
+    (devices/power). Modes, all given as argv lists or file paths by the host:
+      stream:        spawn ``argv`` (e.g. tegrastats --interval 100) and stamp each line
+      poll_command:  run ``argv`` every ``interval_ms`` (e.g. vcgencmd pmic_read_adc)
+      poll_files:    read ``files`` {name: path} every ``interval_ms`` (sysfs hwmon rails)
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.mode = spec.get("mode")
+        self.argv = [str(a) for a in spec.get("argv") or []]
+        self.files = {str(k): str(v) for k, v in (spec.get("files") or {}).items()}
+        self.interval = max(0.01, float(spec.get("interval_ms", 100)) / 1000.0)
+        self.readings: list[list[Any]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._proc: Any = None
+        self._thread: Any = None
+        if self.mode not in ("stream", "poll_command", "poll_files"):
+            raise AgentFailure(
+                "bad_request", "power.mode must be stream, poll_command or poll_files"
+            )
+        if self.mode != "poll_files" and not self.argv:
+            raise AgentFailure("bad_request", "power.argv is required for mode " + str(self.mode))
+
+    @staticmethod
+    def now() -> float:
+        return time.perf_counter_ns() / 1e9
+
+    def start(self) -> None:
+        import subprocess
+
+        if self.mode == "stream":
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    bufsize=1,
+                )
+            except OSError as e:
+                raise AgentFailure("missing_sensor", f"cannot start {self.argv[0]}: {e}") from e
+            target = self._pump_stream
+        else:
+            target = self._poll
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def _pump_stream(self) -> None:
+        for line in self._proc.stdout:
+            self.readings.append([self.now(), line.rstrip("\n")])
+            if self._stop.is_set():
+                break
+
+    def _poll(self) -> None:
+        import subprocess
+
+        while not self._stop.is_set():
+            t = self.now()
+            if self.mode == "poll_command":
+                try:
+                    out = subprocess.run(
+                        self.argv,
+                        capture_output=True,
+                        text=True,
+                        timeout=5,
+                    )
+                    text = out.stdout
+                except (OSError, subprocess.TimeoutExpired) as e:
+                    self.errors.append(str(e))
+                    text = None
+            else:
+                parts = []
+                for name, path in self.files.items():
+                    value = _read_text(path)
+                    parts.append(f"{name}={value.strip() if value is not None else ''}")
+                text = ";".join(parts)
+            if text is not None:
+                self.readings.append([t, text])
+            self._stop.wait(self.interval)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001 - a sensor tool that ignores SIGTERM is killed
+                self._proc.kill()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        return {
+            "mode": self.mode,
+            "interval_ms": self.interval * 1000.0,
+            "readings": self.readings,
+            "errors": self.errors[-5:],
+        }
+
+
 def _int(req: dict[str, Any], key: str, default: Any, minimum: int = 0) -> Any:
     value = req.get(key, default)
     if value is None and default is None:
@@ -568,47 +673,77 @@ class Agent:
         feed = [random_input(rng, d) for d in model.inputs]
         clock = time.perf_counter_ns
 
-        t0 = clock()
-        model.run(feed)
-        first_ns = clock() - t0
+        # Power: sample an idle baseline first (model loaded, nothing running), then
+        # keep sampling through warm-up and the measured windows.
+        sampler = None
+        idle = None
+        if req.get("power"):
+            sampler = PowerSampler(req["power"])
+            sampler.start()
+            idle_s = float(req["power"].get("idle_s", 1.0))
+            idle_t0 = PowerSampler.now()
+            time.sleep(idle_s)
+            idle = [idle_t0, PowerSampler.now()]
 
-        # Warm-up needs both a count (caches, JIT-ish lazy init) and a time (CPU
-        # frequency governors ramp up over wall time, not over iterations).
-        warm_count = 0
-        warm_start = clock()
-        warm_min_ns = int(warmup_min_s * 1e9)
-        while warm_count < max_runs and (
-            warm_count < warmup_runs or clock() - warm_start < warm_min_ns
-        ):
-            model.run(feed)
-            warm_count += 1
-        warm_ns = clock() - warm_start
-
-        # Writing 5 to clear_refs resets VmHWM, so the peak below covers only the
-        # measured windows, not load-time or first-inference allocations.
-        vmhwm_reset = False
         try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            vmhwm_reset = True
-        except OSError:
-            pass
+            t0 = clock()
+            model.run(feed)
+            first_ns = clock() - t0
 
-        windows = []
-        min_ns = int(min_duration_s * 1e9)
-        for _ in range(repetitions):
-            samples = []
-            run = model.run
-            start = clock()
-            while len(samples) < max_runs and (len(samples) < min_runs or clock() - start < min_ns):
-                s = clock()
-                run(feed)
-                samples.append(clock() - s)
-            duration_ns = clock() - start
-            windows.append(
-                {"samples_s": [x / 1e9 for x in samples], "duration_s": duration_ns / 1e9}
-            )
+            # Warm-up needs both a count (caches, JIT-ish lazy init) and a time (CPU
+            # frequency governors ramp up over wall time, not over iterations).
+            warm_count = 0
+            warm_start = clock()
+            warm_min_ns = int(warmup_min_s * 1e9)
+            while warm_count < max_runs and (
+                warm_count < warmup_runs or clock() - warm_start < warm_min_ns
+            ):
+                model.run(feed)
+                warm_count += 1
+            warm_ns = clock() - warm_start
+
+            # Writing 5 to clear_refs resets VmHWM, so the peak below covers only the
+            # measured windows, not load-time or first-inference allocations.
+            vmhwm_reset = False
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+                vmhwm_reset = True
+            except OSError:
+                pass
+
+            windows = []
+            min_ns = int(min_duration_s * 1e9)
+            for _ in range(repetitions):
+                samples = []
+                run = model.run
+                start = clock()
+                while len(samples) < max_runs and (
+                    len(samples) < min_runs or clock() - start < min_ns
+                ):
+                    s = clock()
+                    run(feed)
+                    samples.append(clock() - s)
+                end = clock()
+                windows.append(
+                    {
+                        "samples_s": [x / 1e9 for x in samples],
+                        "duration_s": (end - start) / 1e9,
+                        # Window position on the clock the power readings are stamped with.
+                        "t0_s": start / 1e9,
+                        "t1_s": end / 1e9,
+                    }
+                )
+        except BaseException:
+            if sampler is not None:
+                sampler.stop()  # never leave a sensor tool running behind a failed bench
+            raise
+        power = None
+        if sampler is not None:
+            power = sampler.stop()
+            power["idle"] = idle
         return {
+            "power": power,
             "first_inference_s": first_ns / 1e9,
             "warmup": {"count": warm_count, "time_s": warm_ns / 1e9},
             "windows": windows,
