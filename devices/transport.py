@@ -199,7 +199,7 @@ def make_transport(device: DeviceConfig, workspace: Path) -> Transport:
 
 def _load_builtin_transports() -> None:
     # Importing a transport module runs its @register_transport decorator.
-    from devices import local  # noqa: F401
+    from devices import local, ssh  # noqa: F401
 
 
 def sha256_file(path: Path) -> str:

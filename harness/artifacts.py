@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,24 +87,25 @@ def build_variants(
 ) -> list[Variant]:
     """Build (or take from cache) every model x variant of a suite, in suite order."""
     built: list[Variant] = []
-    for model in suite.models:
-        base: recipes.Stage | None = None  # trained lazily, once, only if something is missing
-        base_format = _model_format(model)
-        for variant in suite.variants:
-            fmt = recipes.check_chain(base_format, variant)
-            key = recipes.build_key(model, variant, suite_dir)
-            record = cache.ws.builds_dir / f"{key}.json"
-            hit = _cached(cache, record)
-            if hit is None:
-                if base is None:
-                    base = recipes.base_model(model, suite_dir)
-                hit = _build_one(cache, base, model, variant, fmt, record)
-                from_cache = False
-            else:
-                from_cache = True
-            built.append(hit)
-            if on_progress:
-                on_progress(f"{model.name}/{variant.name}", from_cache)
+    with tempfile.TemporaryDirectory(prefix="edgebench-build-") as tmp:
+        for model in suite.models:
+            base: recipes.Stage | None = None  # trained lazily, once, only if something is missing
+            memo: dict[tuple[str, ...], recipes.Stage] = {}  # shared chain prefixes
+            base_format = _model_format(model)
+            for variant in suite.variants:
+                fmt = recipes.check_chain(base_format, variant)
+                key = recipes.build_key(model, variant, suite_dir)
+                record = cache.ws.builds_dir / f"{key}.json"
+                hit = _cached(cache, record)
+                from_cache = hit is not None
+                if hit is None:
+                    if base is None:
+                        base = recipes.base_model(model, suite_dir)
+                    stage = recipes.run_chain(base, variant, Path(tmp) / model.name, memo)
+                    hit = _store_built(cache, stage, model, variant, fmt, record)
+                built.append(hit)
+                if on_progress:
+                    on_progress(f"{model.name}/{variant.name}", from_cache)
     return built
 
 
@@ -141,23 +142,28 @@ def _cached(cache: ArtifactCache, record: Path) -> Variant | None:
     )
 
 
-def _build_one(
+def _store_built(
     cache: ArtifactCache,
-    base: recipes.Stage,
+    stage: recipes.Stage,
     model: ModelSpec,
     variant: VariantSpec,
     fmt: str,
     record: Path,
 ) -> Variant:
-    with tempfile.TemporaryDirectory(prefix="edgebench-build-") as tmp:
-        stage = recipes.run_chain(base, variant, Path(tmp))
-        assert stage.path is not None and stage.format == fmt
-        recipe = [s.name for s in variant.recipe]
-        stage.meta["file_stats"] = describe_file(stage.path, fmt)
-        stage.meta["recipe_params"] = [s.params for s in variant.recipe]
-        stage.meta["description"] = variant.description
-        meta = {**stage.meta, "recipe": recipe, "model": model.name, "variant": variant.name}
-        artifact = cache.put(stage.path, fmt, meta)
+    """Put a freshly built variant in the artifact cache and remember the build."""
+    assert stage.path is not None and stage.format == fmt
+    recipe = [s.name for s in variant.recipe]
+    stage = replace(
+        stage,
+        meta={
+            **stage.meta,
+            "file_stats": describe_file(stage.path, fmt),
+            "recipe_params": [s.params for s in variant.recipe],
+            "description": variant.description,
+        },
+    )
+    meta = {**stage.meta, "recipe": recipe, "model": model.name, "variant": variant.name}
+    artifact = cache.put(stage.path, fmt, meta)
     info = {
         "model": model.name,
         "variant": variant.name,

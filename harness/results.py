@@ -78,6 +78,11 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
                 "peak_rss_bytes": value("peak_rss"),
                 "rss_after_load_bytes": value("rss_after_load"),
                 "samples_s": samples,
+                "energy_per_inference_j": value("energy_per_inference"),
+                "mean_power_w": value("mean_power"),
+                "idle_power_w": value("idle_power"),
+                "power_rail": ((job["result"] or {}).get("power") or {}).get("rail"),
+                "power_sample_rate_hz": value("power_sample_rate"),
                 "estimated": sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
             }
         )
@@ -109,6 +114,9 @@ def _field_of(metric: str) -> str:
         "init": "init_s",
         "first_inference": "first_inference_s",
         "accuracy_top1": "accuracy",
+        "energy_per_inference": "energy_per_inference_j",
+        "mean_power": "mean_power_w",
+        "idle_power": "idle_power_w",
     }.get(metric, metric)
 
 

@@ -30,6 +30,8 @@ from rich.progress import (
 )
 
 from devices.errors import DeviceError, TransportError
+from devices.power.energy import window_energy
+from devices.power.sources import choose_source, parse_readings, sampler_request
 from devices.transport import DeviceConfig, make_transport
 from harness import __version__, stats
 from harness.artifacts import ArtifactCache, Variant
@@ -219,7 +221,7 @@ def _device_worker(
                             ctx.agents[name] = agent
                         ctx.store.set_device_facts(name, agent.facts)
                     ctx.store.mark_job_started(job["id"])
-                    _run_job(ctx, agent, transport.push, job)
+                    _run_job(ctx, agent, transport.push, job, row["options"] or {})
                     break
                 except DeviceError as e:
                     if ctx.stop.is_set():
@@ -253,7 +255,9 @@ def _device_worker(
         transport.close()
 
 
-def _run_job(ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any]) -> None:
+def _run_job(
+    ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any], options: dict[str, Any]
+) -> None:
     variant = ctx.variants[(job["model"], job["variant"])]
     artifact = variant.artifact
     setting = job["setting"]
@@ -262,7 +266,10 @@ def _run_job(ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any]
     load = agent.load(
         remote, artifact.sha256, setting["runtime"], setting["threads"], setting.get("providers")
     )
+    sensor = choose_source(options, agent.facts)
+    power_request = sampler_request(sensor, options) if sensor else None
     bench = agent.bench(
+        power=power_request,
         timeout=m.timeout_s,
         warmup_runs=m.warmup_runs,
         warmup_min_s=m.warmup_min_s,
@@ -312,6 +319,10 @@ def _run_job(ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any]
             Metric("accuracy_n", accuracy["count"], "count"),
         ]
 
+    power = _power(bench, sensor) if sensor else None
+    if power is not None:
+        metrics += power.pop("metrics")
+
     facts = agent.facts
     provenance = {
         "model_sha256": artifact.sha256,
@@ -328,7 +339,8 @@ def _run_job(ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any]
     }
     result = {
         "load": load,
-        "bench": {k: v for k, v in bench.items() if k != "windows"},
+        "bench": {k: v for k, v in bench.items() if k not in ("windows", "power")},
+        "power": power,
         "window_durations_s": [w.get("duration_s") for w in bench["windows"]],
         "summary": summary.to_dict(),
         "accuracy": {k: v for k, v in (accuracy or {}).items() if k != "outputs"} or None,
@@ -336,6 +348,46 @@ def _run_job(ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any]
     ctx.store.finish_job(
         job["id"], result=result, provenance=provenance, windows=windows, job_metrics=metrics
     )
+
+
+def _power(bench: dict[str, Any], sensor: dict[str, Any]) -> dict[str, Any] | None:
+    """Energy figures from the readings the agent took during the bench (sensor data,
+    never estimated); the raw readings are kept for re-analysis."""
+    raw = bench.get("power")
+    if not raw:
+        return None
+    series = parse_readings(sensor["kind"], raw["readings"])
+    out: dict[str, Any] = {
+        "source": sensor["kind"],
+        "rail": series.rail,
+        "skipped_readings": series.skipped,
+        "interval_ms": raw.get("interval_ms"),
+        "errors": raw.get("errors"),
+        "readings": raw["readings"],
+        "metrics": [],
+    }
+    if len(series.samples) < 2:
+        out["note"] = f"{len(series.samples)} usable power reading(s); no energy figures"
+        return out
+    windows = [(w["t0_s"], w["t1_s"], len(w["samples_s"])) for w in bench["windows"]]
+    idle = tuple(raw["idle"]) if raw.get("idle") else None
+    energy = window_energy(series.samples, windows, idle, rail=series.rail)
+    out.update(
+        {
+            "note": energy.note,
+            "coverage": energy.coverage,
+            "sample_rate_hz": energy.sample_rate_hz,
+            "sample_count": energy.sample_count,
+        }
+    )
+    out["metrics"] = [
+        Metric("mean_power", energy.mean_power_w, "W"),
+        Metric("energy_per_inference", energy.energy_per_inference_j, "J"),
+        Metric("idle_power", energy.idle_power_w, "W"),
+        Metric("energy_per_inference_above_idle", energy.energy_per_inference_above_idle_j, "J"),
+        Metric("power_sample_rate", energy.sample_rate_hz, "Hz"),
+    ]
+    return out
 
 
 def variants_for_jobs(

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from reports.plots import latency_distribution_svg
+from reports.plots import latency_distribution_svg, pareto_svg, size_latency_svg
 from reports.tables import (
-    COLUMNS,
+    ACCURACY_NOT_MEANINGFUL_NOTE,
+    CHAIN_SEPARATOR,
     ESTIMATED_NOTE,
-    EXTRA_COLUMNS,
+    HIGHLIGHT_TITLES,
+    HTML_COLUMNS,
     LABEL_KEYS,
+    any_estimated,
+    device_highlights,
+    device_rows,
     fmt_bytes,
     group_by_device,
+    is_baseline,
     one_line,
     percentile_note,
-    summary_rows,
+    power_note,
+    technique_text,
 )
 
 # autoescape=True for every template: all strings in the report (variant names, tags, error
@@ -32,6 +40,16 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+# Columns whose bracketed secondary figure goes on a second line.
+_SPLIT_KEYS = ("size", "accuracy")
+# Highlight -> the table column whose best cell it marks.
+_HIGHLIGHT_COLUMNS = {
+    "smallest": "size",
+    "fastest": "latency",
+    "most_accurate": "accuracy",
+    "lowest_energy": "energy",
+}
 
 
 def _text(value: Any) -> str:
@@ -72,23 +90,155 @@ def _svg_data_uri(svg: str | None) -> str | None:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
-def _context(data: dict[str, Any]) -> dict[str, Any]:
-    run = data.get("run") or {}
-    rows = summary_rows(data)
-    sections = []
-    for device, results in group_by_device(data):
-        device_rows = [r for r in rows if r["device"] == device.get("name")]
-        sections.append(
+def _trade_off_plot(results: list[dict[str, Any]], name: str) -> dict[str, str] | None:
+    svg = pareto_svg(results)
+    if svg is not None:
+        return {
+            "uri": _svg_data_uri(svg) or "",
+            "alt": f"Accuracy vs p90 latency on {name}",
+            "caption": (
+                "Accuracy vs p90 latency; marker area is proportional to the file size. "
+                "Solid points are Pareto-optimal (no other variant is at least as fast and "
+                "at least as accurate), joined by the step line; faded points are dominated."
+            ),
+        }
+    svg = size_latency_svg(results)
+    if svg is not None:
+        return {
+            "uri": _svg_data_uri(svg) or "",
+            "alt": f"File size vs p90 latency on {name}",
+            "caption": (
+                "File size vs p90 latency (shown instead of accuracy vs latency). Solid "
+                "points: no other variant is both at least as small and at least as fast; "
+                "faded points are beaten on both."
+            ),
+        }
+    return None
+
+
+def _highlights(
+    results: list[dict[str, Any]], baseline_variant: str | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    found = device_highlights(results, baseline_variant)
+    cards = [
+        {"key": key, "title": title[0].upper() + title[1:], **found[key]}
+        for key, title in HIGHLIGHT_TITLES
+        if found.get(key)
+    ]
+    return found, cards
+
+
+def _cell(row: dict[str, Any], key: str, best: bool) -> dict[str, Any]:
+    """One figure cell: the main text, plus the bracketed secondary figure of File size and
+    Accuracy ("(zstd 60.1 KiB)", "(99.7%)") that the template puts on a line below."""
+    main, sep, rest = row[key].partition(" (") if key in _SPLIT_KEYS else (row[key], "", "")
+    classes = [c for c, on in (("estimated", key in row["estimated"]), ("best", best)) if on]
+    title = None
+    if key in row["estimated"]:
+        title = "estimated"
+    elif key == "accuracy" and row["accuracy_n"]:
+        title = f"n={row['accuracy_n']}"
+    sub, sub_estimated = ("(" + rest if sep else None), False
+    if key == "energy" and row["mean_power"] != "-":
+        # Mean power while running, under the energy it produced.
+        sub, sub_estimated = f"at {row['mean_power']}", "mean_power" in row["estimated"]
+    return {
+        "main": main,
+        "sub": sub,
+        "sub_estimated": sub_estimated,
+        "estimated": key in row["estimated"],
+        "class": " ".join(classes) or None,
+        "title": title,
+    }
+
+
+def _section(
+    data: dict[str, Any],
+    device: dict[str, Any],
+    results: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    name = _text(device.get("name"))
+    found, cards = _highlights(results, (data.get("run") or {}).get("baseline_variant"))
+    best: dict[int, set[str]] = {}
+    for key, column in _HIGHLIGHT_COLUMNS.items():
+        if found.get(key):
+            best.setdefault(found[key]["index"], set()).add(column)
+    columns = list(HTML_COLUMNS)
+    figure_keys = [k for k, _ in columns if k not in LABEL_KEYS]
+    return {
+        "name": name,
+        "facts": _device_facts(device),
+        "rows": [
+            {**r, "cells": [_cell(r, k, k in best.get(i, ())) for k in figure_keys]}
+            for i, r in enumerate(rows)
+        ],
+        "columns": columns,
+        "figure_keys": figure_keys,
+        "highlights": cards,
+        "baseline": found["baseline"],
+        "accuracy_cost": found["accuracy_cost"],
+        "any_estimated": any_estimated(rows, results, [*figure_keys, "mean_power"]),
+        "accuracy_not_meaningful": any(not r["accuracy_meaningful"] for r in rows),
+        "power_note": power_note(results),
+        "latency_estimated": any("latency" in r["estimated"] for r in rows),
+        "trade_off": _trade_off_plot(results, name),
+        "plot": _svg_data_uri(latency_distribution_svg(results)),
+    }
+
+
+def _param_text(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return ""
+    return ", ".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)}"
+        for k, v in params.items()
+    )
+
+
+def _variants(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per variant name, in order of first appearance; each field is taken from
+    the first result of that variant that has it."""
+    baseline_variant = (data.get("run") or {}).get("baseline_variant")
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in data.get("results") or []:
+        by_name.setdefault(str(r.get("variant") or "-"), []).append(r)
+    variants = []
+    for name, results in by_name.items():
+
+        def first(key: str, results: list[dict[str, Any]] = results) -> Any:
+            return next((r[key] for r in results if r.get(key)), None)
+
+        recipe = [str(s) for s in first("recipe") or []]
+        params = list(first("recipe_params") or [])
+        params += [None] * (len(recipe) - len(params))
+        variants.append(
             {
-                "name": _text(device.get("name")),
-                "facts": _device_facts(device),
-                "rows": device_rows,
-                "any_estimated": any(r["estimated"] for r in device_rows),
-                "latency_estimated": any("p50" in r["estimated"] for r in device_rows),
-                "plot": _svg_data_uri(latency_distribution_svg(results)),
+                "name": one_line(name),
+                "baseline": any(is_baseline(r, baseline_variant) for r in results),
+                "techniques": technique_text({"techniques": first("techniques")})
+                if first("techniques")
+                else None,
+                "steps": [
+                    {"name": one_line(step), "params": one_line(_param_text(p))}
+                    for step, p in zip(recipe, params, strict=False)
+                ],
+                "description": _text(first("description")) if first("description") else None,
+                "model": _text(first("model")) if first("model") else None,
+                "format": _text(first("format")) if first("format") else None,
             }
         )
-    columns = COLUMNS + EXTRA_COLUMNS
+    return variants
+
+
+def _context(data: dict[str, Any]) -> dict[str, Any]:
+    run = data.get("run") or {}
+    sections = [
+        _section(data, device, results, rows)
+        for (device, results), (_, rows) in zip(
+            group_by_device(data), device_rows(data), strict=True
+        )
+    ]
     return {
         "run": [
             ("Run", _text(run.get("id"))),
@@ -97,13 +247,15 @@ def _context(data: dict[str, Any]) -> dict[str, Any]:
             ("Created", _text(run.get("created_at"))),
             ("edgebench", _text(run.get("edgebench_version"))),
             ("Commit", _text(run.get("commit"))),
+            ("Baseline", _text(run.get("baseline_variant"))),
         ],
         "title": f"edgebench report {_text(run.get('id'))}",
         "sections": sections,
-        "columns": columns,
-        "figure_keys": [k for k, _ in columns if k not in LABEL_KEYS],
+        "variants": _variants(data),
+        "chain_separator": CHAIN_SEPARATOR,
         "label_keys": LABEL_KEYS,
         "estimated_note": ESTIMATED_NOTE,
+        "accuracy_note": ACCURACY_NOT_MEANINGFUL_NOTE,
         "percentile_note": percentile_note(data),
     }
 

@@ -1,44 +1,85 @@
-"""Summary tables (plain text and rich) plus the value formatters the HTML report reuses."""
+"""Summary tables (plain text and rich), per-device highlights, and the value formatters the
+HTML report and the plots reuse."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 ESTIMATED_NOTE = "* estimated (no sensor / emulation)"
+ACCURACY_NOT_MEANINGFUL_NOTE = "accuracy is not meaningful for this model (random weights)"
+# Joins technique labels / recipe steps into a chain.
+CHAIN_SEPARATOR = " → "
+# File size column: the zstd size is shown when it is below this fraction of the file size.
+ZSTD_SHOWN_BELOW = 0.9
 
-# (row key, header) in display order. The HTML report appends EXTRA_COLUMNS.
+# (row key, header) in display order: text, rich and HTML tables.
 COLUMNS: list[tuple[str, str]] = [
     ("variant", "Variant"),
+    ("technique", "Technique"),
     ("runtime", "Runtime"),
-    ("size", "Size"),
-    ("accuracy", "Accuracy"),
-    ("p50", "p50"),
-    ("p90", "p90"),
-    ("p99", "p99"),
-    ("peak_mem", "Peak mem"),
+    ("size", "File size"),
+    ("params", "Params / non-zeros"),
+    ("macs", "MACs"),
+    ("accuracy", "Accuracy (retention)"),
+    ("latency", "Latency p50 / p90"),
+    ("peak_mem", "Peak memory"),
+    ("energy", "Energy / inference"),
     ("n", "n"),
 ]
+# The HTML table shows p99 right after the p50 / p90 column, and EXTRA_COLUMNS at the end.
+P99_COLUMN: tuple[str, str] = ("p99", "p99")
 EXTRA_COLUMNS: list[tuple[str, str]] = [("init", "Init"), ("first_inference", "First inference")]
+HTML_COLUMNS: list[tuple[str, str]] = [
+    *COLUMNS[: COLUMNS.index(("latency", "Latency p50 / p90")) + 1],
+    P99_COLUMN,
+    *COLUMNS[COLUMNS.index(("latency", "Latency p50 / p90")) + 1 :],
+    *EXTRA_COLUMNS,
+]
 # Columns that stay readable when a job failed; the failure message replaces the rest.
-LABEL_KEYS = ("variant", "runtime")
+LABEL_KEYS = ("variant", "technique", "runtime")
 
 # Result field named in `estimated` -> the columns whose figures come from it.
 _FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "file_size_bytes": ("size",),
+    "zstd_size_bytes": ("size",),
+    "params": ("params",),
+    "nonzero_params": ("params",),
+    "macs": ("macs",),
     "accuracy": ("accuracy",),
-    "latency_s": ("p50", "p90", "p99"),
+    "accuracy_retention": ("accuracy",),
+    "latency_s": ("latency", "p99"),
     "peak_rss_bytes": ("peak_mem",),
     "init_s": ("init",),
     "first_inference_s": ("first_inference",),
+    "energy_per_inference_j": ("energy",),
+    # The HTML table shows the mean power below the energy figure.
+    "mean_power_w": ("mean_power",),
 }
+# Fields describing the power measurement itself (shown in the per-device power note).
+POWER_SETUP_FIELDS = ("power_rail", "power_sample_rate_hz", "idle_power_w")
 
+# Width the text summary aims at (the table itself may exceed it with long names).
+TEXT_WIDTH = 160
 # Failure messages can be whole tracebacks; the text table keeps them on one short line.
 _TEXT_MESSAGE_MAX = 100
+# The text table wraps the Technique column (at " → " where possible) to stay ~160 wide.
+_TEXT_TECHNIQUE_WIDTH = 28
+# Text-table columns whose bracketed secondary figure goes on a line of its own.
+_TEXT_SPLIT_KEYS = ("size", "accuracy")
+# Text-table headers on two lines where the full header is wider than its figures.
+_TEXT_HEADERS: dict[str, tuple[str, str]] = {
+    "params": ("Params /", "non-zeros"),
+    "accuracy": ("Accuracy", "(retention)"),
+    "latency": ("Latency", "p50 / p90"),
+    "peak_mem": ("Peak", "memory"),
+    "energy": ("Energy /", "inference"),
+}
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -64,22 +105,73 @@ def _three_sig(value: float) -> str:
     return f"{rounded:.{decimals}f}"
 
 
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt_si_small(value: float | None, unit: str) -> str:
+    """Three significant digits with n/µ/m prefixes, in the largest that keeps it below 1000."""
+    if _missing(value):
+        return "-"
+    assert value is not None
+    if value == 0:
+        return f"0 {unit}"
+    for scale, prefix in ((1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, "")):
+        text = _three_sig(value / scale)
+        if abs(float(text)) < 1000 or prefix == "":
+            return f"{text} {prefix}{unit}"
+    raise AssertionError("unreachable")
+
+
 def fmt_seconds(s: float | None) -> str:
     """Three significant digits in the largest unit that keeps the number below 1000."""
-    if s is None or (isinstance(s, float) and math.isnan(s)):
+    return _fmt_si_small(s, "s")
+
+
+def fmt_joules(j: float | None) -> str:
+    """Energy: 0.0123 -> "12.3 mJ"."""
+    return _fmt_si_small(j, "J")
+
+
+def fmt_watts(w: float | None) -> str:
+    """Power: 2.3104 -> "2.31 W", 0.512 -> "512 mW"."""
+    return _fmt_si_small(w, "W")
+
+
+def fmt_hz(hz: float | None) -> str:
+    """Sample rate: 1000 -> "1 kHz", 50 -> "50 Hz", 1250 -> "1.25 kHz"."""
+    if _missing(hz):
         return "-"
-    if s == 0:
-        return "0 s"
-    for scale, unit in ((1e-9, "ns"), (1e-6, "µs"), (1e-3, "ms"), (1.0, "s")):
-        text = _three_sig(s / scale)
-        if abs(float(text)) < 1000 or unit == "s":
-            return f"{text} {unit}"
+    assert hz is not None
+    for scale, prefix in ((1e6, "M"), (1e3, "k"), (1.0, "")):
+        if abs(hz) >= scale or prefix == "":
+            return f"{hz / scale:.3g} {prefix}Hz"
+    raise AssertionError("unreachable")
+
+
+def fmt_count(n: float | None) -> str:
+    """Parameter / MAC counts: 38600 -> "38.6k", 1234567 -> "1.23M", 512 -> "512"."""
+    if _missing(n):
+        return "-"
+    assert n is not None
+    if abs(n) < 1000:
+        return str(int(n)) if float(n).is_integer() else _three_sig(n)
+    for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        text = _three_sig(n / scale)
+        if abs(float(text)) < 1000 or suffix == "T":
+            return f"{text}{suffix}"
     raise AssertionError("unreachable")
 
 
 def fmt_pct(fraction: float | None) -> str:
     """0.955 -> "95.5%"."""
     return "-" if fraction is None else f"{fraction * 100:.1f}%"
+
+
+def fmt_pp(delta_fraction: float) -> str:
+    """Accuracy difference in percentage points: -0.003 -> "-0.3 pp" (never "-0.0")."""
+    value = round(delta_fraction * 100, 1)
+    return f"{value + 0.0:+.1f} pp"  # + 0.0 turns -0.0 into 0.0
 
 
 def one_line(text: str) -> str:
@@ -112,7 +204,90 @@ def runtime_label(result: dict[str, Any]) -> str:
     return runtime if threads is None else f"{runtime} t={threads}"
 
 
-def _row(result: dict[str, Any]) -> dict[str, Any]:
+def variant_labels(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Name per result for highlights and plot labels: the variant, plus " (runtime)" when
+    that variant appears with several runtimes among `results`."""
+    names = [str(r.get("variant") or "-") for r in results]
+    return [
+        f"{name} ({runtime_label(r)})" if names.count(name) > 1 else name
+        for name, r in zip(names, results, strict=True)
+    ]
+
+
+def technique_text(result: dict[str, Any]) -> str:
+    """The Technique column: human `techniques` joined with " → ", else the `recipe` chain."""
+    for key in ("techniques", "recipe"):
+        steps = [one_line(str(s)) for s in result.get(key) or [] if s is not None and str(s)]
+        if steps:
+            return CHAIN_SEPARATOR.join(steps)
+    return "-"
+
+
+def accuracy_meaningful(result: dict[str, Any]) -> bool:
+    """False only when the result says so (random-weight latency models)."""
+    return result.get("accuracy_meaningful") is not False
+
+
+def is_baseline(result: dict[str, Any], baseline_variant: str | None = None) -> bool:
+    """The result's own `baseline` flag; when absent, whether it is the run's baseline_variant."""
+    flag = result.get("baseline")
+    if flag is not None:
+        return bool(flag)
+    return baseline_variant is not None and result.get("variant") == baseline_variant
+
+
+def baseline_for(
+    result: dict[str, Any],
+    device_results: Sequence[dict[str, Any]],
+    baseline_variant: str | None = None,
+) -> dict[str, Any] | None:
+    """The finished baseline result with an accuracy that `result` compares against (same
+    device; the same runtime setting when the baseline ran with several). None when there is
+    none, or when `result` is itself a baseline."""
+    if is_baseline(result, baseline_variant):
+        return None
+    candidates = [
+        r
+        for r in device_results
+        if is_baseline(r, baseline_variant)
+        and r.get("status") == "done"
+        and r.get("accuracy") is not None
+    ]
+    same_setting = [r for r in candidates if runtime_label(r) == runtime_label(result)]
+    return (same_setting or candidates or [None])[0]
+
+
+def _retention(
+    result: dict[str, Any], device_results: Sequence[dict[str, Any]], baseline_variant: str | None
+) -> float | None:
+    if result.get("accuracy_retention") is not None:
+        return float(result["accuracy_retention"])
+    base = baseline_for(result, device_results, baseline_variant)
+    if base is None or result.get("accuracy") is None or not base["accuracy"]:
+        return None
+    return float(result["accuracy"]) / float(base["accuracy"])
+
+
+def _size_text(result: dict[str, Any]) -> str:
+    size, zstd = result.get("file_size_bytes"), result.get("zstd_size_bytes")
+    text = fmt_bytes(size)
+    if size is not None and zstd is not None and zstd < ZSTD_SHOWN_BELOW * size:
+        text += f" (zstd {fmt_bytes(zstd)})"
+    return text
+
+
+def _params_text(result: dict[str, Any]) -> str:
+    params, nonzero = result.get("params"), result.get("nonzero_params")
+    if params is None and nonzero is None:
+        return "-"
+    if nonzero is None or nonzero == params:
+        return fmt_count(params)
+    return f"{fmt_count(params)} / {fmt_count(nonzero)}"
+
+
+def _row(
+    result: dict[str, Any], device_results: Sequence[dict[str, Any]], baseline_variant: str | None
+) -> dict[str, Any]:
     latency = result.get("latency_s") or {}
     status = result.get("status") or "pending"
     if status == "failed":
@@ -121,37 +296,73 @@ def _row(result: dict[str, Any]) -> dict[str, Any]:
         message = status.upper()
     else:
         message = None
-    estimated = [
-        col for field in result.get("estimated") or [] for col in _FIELD_COLUMNS.get(field, ())
-    ]
+    estimated = list(
+        dict.fromkeys(
+            col for field in result.get("estimated") or [] for col in _FIELD_COLUMNS.get(field, ())
+        )
+    )
+    baseline = is_baseline(result, baseline_variant)
+    meaningful = accuracy_meaningful(result)
+    if not meaningful:
+        accuracy = "n/a"
+    elif result.get("accuracy") is None:
+        accuracy = "-"
+    elif baseline:
+        accuracy = f"{fmt_pct(result['accuracy'])} (baseline)"
+    else:
+        retention = _retention(result, device_results, baseline_variant)
+        accuracy = fmt_pct(result["accuracy"])
+        if retention is not None:
+            accuracy += f" ({fmt_pct(retention)})"
+    if not meaningful:
+        estimated = [c for c in estimated if c != "accuracy"]
+    p50, p90 = latency.get("p50"), latency.get("p90")
     return {
         "device": result.get("device"),
-        "variant": str(result.get("variant") or "-"),
+        "variant": one_line(str(result.get("variant") or "-")),
+        "technique": technique_text(result),
         "runtime": runtime_label(result),
         "status": status,
         "message": message,
-        "size": fmt_bytes(result.get("file_size_bytes")),
-        "accuracy": fmt_pct(result.get("accuracy")),
-        "accuracy_n": result.get("accuracy_n"),
-        "p50": fmt_seconds(latency.get("p50")),
-        "p90": fmt_seconds(latency.get("p90")),
+        "baseline": baseline,
+        "accuracy_meaningful": meaningful,
+        "size": _size_text(result),
+        "params": _params_text(result),
+        "macs": fmt_count(result.get("macs")),
+        "accuracy": accuracy,
+        "accuracy_n": result.get("accuracy_n") if meaningful else None,
+        "latency": "-"
+        if p50 is None and p90 is None
+        else f"{fmt_seconds(p50)} / {fmt_seconds(p90)}",
         "p99": fmt_seconds(latency.get("p99")),
         "peak_mem": fmt_bytes(result.get("peak_rss_bytes")),
+        "energy": fmt_joules(result.get("energy_per_inference_j")),
         "n": str(latency["n"]) if latency.get("n") is not None else "-",
         "init": fmt_seconds(result.get("init_s")),
         "first_inference": fmt_seconds(result.get("first_inference_s")),
+        "mean_power": fmt_watts(result.get("mean_power_w")),
         "estimated": estimated,
     }
+
+
+def device_rows(data: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(device, display rows) per device, in device order."""
+    baseline_variant = (data.get("run") or {}).get("baseline_variant")
+    return [
+        (device, [_row(r, results, baseline_variant) for r in results])
+        for device, results in group_by_device(data)
+    ]
 
 
 def summary_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict of display strings per result, grouped by device (device order of the run).
 
-    Keys: device, variant, runtime, status, message ("FAILED: ..." / "PENDING" or None),
-    the column keys of COLUMNS and EXTRA_COLUMNS (unmarked strings), accuracy_n, and
-    estimated (column keys whose figure is estimated; renderers add the marker).
+    Keys: device, variant, technique, runtime, status, message ("FAILED: ..." / "PENDING" or
+    None), baseline (bool), accuracy_meaningful (bool), the column keys of HTML_COLUMNS
+    (unmarked strings), mean_power ("6.21 W", shown under the energy in HTML), accuracy_n,
+    and estimated (keys whose figure is estimated; renderers add the marker).
     """
-    return [_row(r) for _, results in group_by_device(data) for r in results]
+    return [row for _, rows in device_rows(data) for row in rows]
 
 
 def cell(row: dict[str, Any], key: str) -> str:
@@ -162,6 +373,49 @@ def cell(row: dict[str, Any], key: str) -> str:
 def percentile_note(data: dict[str, Any]) -> str:
     reps = (data.get("run") or {}).get("repetitions")
     return f"percentiles: nearest-rank; latency = median across {reps or '?'} repetitions"
+
+
+def power_note(results: Sequence[dict[str, Any]]) -> str | None:
+    """How power was measured on the device, e.g. "power: rail RAPL package-0 sampled at
+    1 kHz, idle 4.15 W" (one entry per distinct setup), or None when nothing says."""
+    setups = []
+    for r in results:
+        est = set(r.get("estimated") or [])
+        parts = []
+        for field, text in (
+            ("power_rail", lambda v: f"rail {one_line(str(v))}"),
+            ("power_sample_rate_hz", lambda v: f"sampled at {fmt_hz(v)}"),
+            ("idle_power_w", lambda v: f"idle {fmt_watts(v)}"),
+        ):
+            if r.get(field) is not None:
+                parts.append(text(r[field]) + ("*" if field in est else ""))
+        if parts:
+            setups.append(", ".join(parts).replace(", sampled", " sampled"))
+    setups = list(dict.fromkeys(setups))
+    return "power: " + "; ".join(setups) if setups else None
+
+
+def _power_setup_estimated(results: Sequence[dict[str, Any]]) -> bool:
+    return any(
+        f in (r.get("estimated") or []) and r.get(f) is not None
+        for r in results
+        for f in POWER_SETUP_FIELDS
+    )
+
+
+def any_estimated(
+    rows: Sequence[dict[str, Any]],
+    results: Sequence[dict[str, Any]],
+    keys: Sequence[str] | None = None,
+) -> bool:
+    """Whether the device's table (its columns `keys`, default: all) or power note shows an
+    estimated figure, so needs the footnote."""
+    return any(
+        key in (keys if keys is not None else [key])
+        for r in rows
+        if r["message"] is None
+        for key in r["estimated"]
+    ) or _power_setup_estimated(results)
 
 
 def device_title(device: dict[str, Any]) -> str:
@@ -178,59 +432,270 @@ def device_title(device: dict[str, Any]) -> str:
     return f"{head}: {described}" if described else head
 
 
-def _text_table(rows: list[dict[str, Any]]) -> list[str]:
-    ok = [r for r in rows if r["message"] is None]
-    marked = {key for r in ok for key in r["estimated"]}
+# --- highlights --------------------------------------------------------------------------
 
-    def text_cell(row: dict[str, Any], key: str) -> str:
-        # Unmarked cells in a column with markers get a blank in the marker's place, so the
-        # right-aligned digits still line up.
-        return cell(row, key) if key in row["estimated"] or key not in marked else row[key] + " "
 
-    widths = {
-        key: max(
-            [len(header)] + [len(text_cell(r, key)) for r in (rows if key in LABEL_KEYS else ok)]
+def _pick(
+    results: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    value_of: Any,
+    fmt: Any,
+    field: str,
+    *,
+    lowest: bool,
+) -> dict[str, Any] | None:
+    best: tuple[int, float] | None = None
+    for i, r in enumerate(results):
+        value = value_of(r)
+        if value is None:
+            continue
+        # Strictly better only: ties go to the first in table order.
+        if best is None or (value < best[1] if lowest else value > best[1]):
+            best = (i, float(value))
+    if best is None:
+        return None
+    i, value = best
+    estimated = field in (results[i].get("estimated") or [])
+    return {"index": i, "variant": labels[i], "value": fmt(value), "estimated": estimated}
+
+
+def device_highlights(
+    results: Sequence[dict[str, Any]], baseline_variant: str | None = None
+) -> dict[str, Any]:
+    """What a team picking a variant for this device looks at first (one device's results).
+
+    Returns {"smallest", "fastest", "most_accurate", "lowest_energy"}: each None or
+    {"index": position in `results`, "variant": display name, "value": display text,
+    "estimated": bool (renderers add the "*")}; "most_accurate" is None when accuracy is not
+    meaningful. "baseline": the baseline's display name or None. "accuracy_cost": one
+    {"index", "variant", "value": "-0.3 pp", "delta_pp": -0.3, "estimated"} per finished
+    non-baseline variant with an accuracy, vs its baseline (same device, same runtime
+    setting when the baseline ran with several). Only finished results count; ties go to
+    the first in table order.
+    """
+    labels = variant_labels(results)
+    done = [r if r.get("status") == "done" else {} for r in results]
+
+    def p90(r: dict[str, Any]) -> float | None:
+        return (r.get("latency_s") or {}).get("p90")
+
+    def accuracy(r: dict[str, Any]) -> float | None:
+        return r.get("accuracy") if r and accuracy_meaningful(r) else None
+
+    baseline_index = next(
+        (
+            i
+            for i, r in enumerate(results)
+            if r and is_baseline(r, baseline_variant) and r.get("status") == "done"
+        ),
+        None,
+    )
+    costs = []
+    for i, r in enumerate(done):
+        if not r or is_baseline(r, baseline_variant) or accuracy(r) is None:
+            continue
+        base = baseline_for(r, results, baseline_variant)
+        if base is None or not accuracy_meaningful(base):
+            continue
+        estimated = "accuracy" in (r.get("estimated") or []) or "accuracy" in (
+            base.get("estimated") or []
         )
-        for key, header in COLUMNS
+        delta = float(r["accuracy"]) - float(base["accuracy"])
+        costs.append(
+            {
+                "index": i,
+                "variant": labels[i],
+                "value": fmt_pp(delta),
+                "delta_pp": round(delta * 100, 1) + 0.0,
+                "estimated": estimated,
+            }
+        )
+    return {
+        "smallest": _pick(
+            done,
+            labels,
+            lambda r: r.get("file_size_bytes"),
+            fmt_bytes,
+            "file_size_bytes",
+            lowest=True,
+        ),
+        "fastest": _pick(done, labels, p90, fmt_seconds, "latency_s", lowest=True),
+        "most_accurate": _pick(done, labels, accuracy, fmt_pct, "accuracy", lowest=False),
+        "lowest_energy": _pick(
+            done,
+            labels,
+            lambda r: r.get("energy_per_inference_j"),
+            fmt_joules,
+            "energy_per_inference_j",
+            lowest=True,
+        ),
+        "baseline": labels[baseline_index] if baseline_index is not None else None,
+        "accuracy_cost": costs,
     }
 
-    def line(cells: Iterable[tuple[str, str]]) -> str:
+
+HIGHLIGHT_TITLES: list[tuple[str, str]] = [
+    ("smallest", "smallest file"),
+    ("fastest", "fastest p90"),
+    ("most_accurate", "most accurate"),
+    ("lowest_energy", "lowest energy"),
+]
+
+
+def _wrap_items(prefix: str, items: Sequence[str], sep: str, width: int) -> list[str]:
+    """prefix + items joined by sep, wrapped between items; continuation lines indented."""
+    lines: list[str] = []
+    current = prefix
+    for i, item in enumerate(items):
+        piece = item + (sep.rstrip() if i < len(items) - 1 else "")
+        if current.strip() and len(current) + len(piece) > width and current != prefix:
+            lines.append(current.rstrip())
+            current = " " * len(prefix)
+        current += piece + " " * (len(sep) - len(sep.rstrip()))
+    lines.append(current.rstrip())
+    return lines
+
+
+def highlights_lines(highlights: dict[str, Any], width: int = TEXT_WIDTH) -> list[str]:
+    """The highlights as text lines wrapped at `width` (none when nothing finished)."""
+
+    def star(h: dict[str, Any]) -> str:
+        return h["value"] + ("*" if h["estimated"] else "")
+
+    picks = [
+        f"{title} {h['variant']} ({star(h)})"
+        for key, title in HIGHLIGHT_TITLES
+        if (h := highlights.get(key))
+    ]
+    lines = _wrap_items("Highlights: ", picks, " | ", width) if picks else []
+    if highlights.get("accuracy_cost"):
+        costs = [f"{c['variant']}: {star(c)}" for c in highlights["accuracy_cost"]]
+        prefix = f"Accuracy vs baseline {highlights['baseline']}: "
+        lines += _wrap_items(prefix, costs, ", ", width)
+    return lines
+
+
+# --- text table --------------------------------------------------------------------------
+
+
+def _wrap_chain(text: str, width: int) -> list[str]:
+    """Wrap a " → " chain after its arrows where possible, else between words."""
+    steps = text.split(CHAIN_SEPARATOR)
+    lines: list[str] = []
+    current = ""
+    for i, step in enumerate(steps):
+        piece = step + (CHAIN_SEPARATOR.rstrip() if i < len(steps) - 1 else "")
+        candidate = f"{current} {piece}" if current else piece
+        if len(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        wrapped = textwrap.wrap(piece, width) or [""]
+        lines += wrapped[:-1]
+        current = wrapped[-1]
+    lines.append(current)
+    return lines
+
+
+def _text_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows may take several lines: the Technique chain wraps, and the bracketed secondary
+    figure of File size and Accuracy ("(zstd 60.1 KiB)", "(99.7%)") goes below the main one,
+    which keeps six variants within ~160 columns."""
+    ok = [r for r in rows if r["message"] is None]
+    marked = {key for r in ok for key in r["estimated"]}
+    headers = {key: _TEXT_HEADERS.get(key, ("", header)) for key, header in COLUMNS}
+
+    def cell_lines(row: dict[str, Any], key: str) -> list[str]:
+        if key == "technique":
+            return _wrap_chain(row[key], _TEXT_TECHNIQUE_WIDTH)
+        if key in LABEL_KEYS:
+            return [row[key]]
+        main, sep, rest = (
+            row[key].partition(" (") if key in _TEXT_SPLIT_KEYS else (row[key], "", "")
+        )
+        lines = [main, "(" + rest] if sep else [main]
+        # The marker follows the main figure; unmarked cells in a column with markers get a
+        # blank in its place, so the right-aligned digits still line up.
+        star = "*" if key in row["estimated"] else " " if key in marked else ""
+        return [lines[0] + star] + [more + (" " if key in marked else "") for more in lines[1:]]
+
+    cells = {
+        id(r): {k: cell_lines(r, k) for k, _ in COLUMNS if r["message"] is None or k in LABEL_KEYS}
+        for r in rows
+    }
+    widths = {
+        key: max(
+            [len(h) for h in headers[key]]
+            + [len(text) for r in rows for text in cells[id(r)].get(key, [])]
+        )
+        for key, _ in COLUMNS
+    }
+
+    def line(texts: dict[str, str]) -> str:
         # Labels left-aligned, figures right-aligned so digits line up.
         parts = [
-            text.ljust(widths[k]) if k in LABEL_KEYS else text.rjust(widths[k]) for k, text in cells
+            texts.get(k, "").ljust(widths[k])
+            if k in LABEL_KEYS
+            else texts.get(k, "").rjust(widths[k])
+            for k, _ in COLUMNS
         ]
         return "  ".join(parts).rstrip()
 
-    out = [line(COLUMNS), line((k, "-" * widths[k]) for k, _ in COLUMNS)]
+    out = []
+    if any(top for top, _ in headers.values()):
+        out.append(line({k: top for k, (top, _) in headers.items()}))
+    out += [
+        line({k: bottom for k, (_, bottom) in headers.items()}),
+        line({k: "-" * widths[k] for k in widths}),
+    ]
     for r in rows:
-        if r["message"] is None:
-            out.append(line((k, text_cell(r, k)) for k, _ in COLUMNS))
-        else:
+        row_cells = cells[id(r)]
+        height = max(len(lines) for lines in row_cells.values())
+        texts = [
+            {k: lines[i] for k, lines in row_cells.items() if i < len(lines)} for i in range(height)
+        ]
+        if r["message"] is not None:
             message = r["message"]
             if len(message) > _TEXT_MESSAGE_MAX:
                 message = message[: _TEXT_MESSAGE_MAX - 3] + "..."
-            labels = "  ".join(r[k].ljust(widths[k]) for k in LABEL_KEYS)
+            labels = "  ".join(texts[0].get(k, "").ljust(widths[k]) for k in LABEL_KEYS)
             out.append(f"{labels}  {message}")
+            texts = texts[1:]
+        out += [line(t) for t in texts]
     return out
 
 
+def _device_notes(
+    data: dict[str, Any], rows: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+) -> list[str]:
+    notes = []
+    if any_estimated(rows, results, [k for k, _ in COLUMNS]):
+        notes.append(ESTIMATED_NOTE)
+    if any(not r["accuracy_meaningful"] for r in rows):
+        notes.append(ACCURACY_NOT_MEANINGFUL_NOTE)
+    if (power := power_note(results)) is not None:
+        notes.append(power)
+    notes.append(percentile_note(data))
+    return notes
+
+
 def format_summary(data: dict[str, Any]) -> str:
-    """Fixed-width plain-text summary: a header line, then one table per device."""
+    """Fixed-width plain-text summary: a header line, then per device its highlights and
+    table."""
     run = data.get("run") or {}
     out = [
         f"run {run.get('id', '-')}  suite {run.get('suite', '-')}  status {run.get('status', '-')}"
     ]
-    rows = summary_rows(data)
-    for device, _ in group_by_device(data):
-        device_rows = [r for r in rows if r["device"] == device.get("name")]
+    baseline_variant = run.get("baseline_variant")
+    for (device, results), (_, rows) in zip(group_by_device(data), device_rows(data), strict=True):
         out += ["", device_title(device)]
-        if not device_rows:
+        if not rows:
             out.append("(no results)")
             continue
-        out += _text_table(device_rows)
-        if any(r["estimated"] for r in device_rows):
-            out.append(ESTIMATED_NOTE)
-        out.append(percentile_note(data))
+        out += highlights_lines(device_highlights(results, baseline_variant))
+        out += _text_table(rows)
+        out += _device_notes(data, rows, results)
     return "\n".join(out) + "\n"
 
 
@@ -240,24 +705,43 @@ def rich_summary(data: dict[str, Any]) -> list[Table]:
     Every cell is a Text object, never a str: rich would parse "[...]" in a variant name or
     error message as console markup (and raise on e.g. "[/x]").
     """
-    rows = summary_rows(data)
+    baseline_variant = (data.get("run") or {}).get("baseline_variant")
     tables = []
-    for device, _ in group_by_device(data):
-        device_rows = [r for r in rows if r["device"] == device.get("name")]
-        notes = [percentile_note(data)]
-        if any(r["estimated"] for r in device_rows):
-            notes.insert(0, ESTIMATED_NOTE)
-        table = Table(title=Text(device_title(device)), caption=Text("\n".join(notes)))
+    for (device, results), (_, rows) in zip(group_by_device(data), device_rows(data), strict=True):
+        notes = highlights_lines(device_highlights(results, baseline_variant)) if rows else []
+        notes += _device_notes(data, rows, results)
+        table = Table(
+            title=Text(device_title(device)),
+            caption=Text("\n".join(notes)),
+            caption_justify="left",
+        )
+        cells = [_rich_cells(r) for r in rows]
         for key, header in COLUMNS:
-            table.add_column(header, justify="left" if key in LABEL_KEYS else "right")
-        for r in device_rows:
-            labels = [Text(r[k]) for k in LABEL_KEYS]
-            if r["message"] is None:
-                figures = [Text(cell(r, k)) for k, _ in COLUMNS[len(LABEL_KEYS) :]]
-            else:
-                style = "red" if r["status"] == "failed" else "yellow"
-                figures = [Text(r["message"], style=style)]
-                figures += [Text("")] * (len(COLUMNS) - len(LABEL_KEYS) - 1)
-            table.add_row(*labels, *figures)
+            # The Technique chain takes the width left over; on a narrow terminal figures
+            # wrap rather than being cut off.
+            table.add_column(
+                Text("\n".join(_TEXT_HEADERS.get(key, ("", header)))),
+                justify="left" if key in LABEL_KEYS else "right",
+                overflow="fold",
+                ratio=1 if key == "technique" else None,
+                min_width={"variant": 10, "technique": 12, "runtime": 8}.get(key),
+            )
+        for row_cells in cells:
+            table.add_row(*row_cells)
         tables.append(table)
     return tables
+
+
+def _rich_cells(r: dict[str, Any]) -> list[Text]:
+    labels = [Text(r[k]) for k in LABEL_KEYS]
+    if r["message"] is not None:
+        style = "red" if r["status"] == "failed" else "yellow"
+        blanks = [Text("")] * (len(COLUMNS) - len(LABEL_KEYS) - 1)
+        return [*labels, Text(r["message"], style=style), *blanks]
+    figures = []
+    for k, _ in COLUMNS[len(LABEL_KEYS) :]:
+        # As in the text table: "(zstd ...)" / "(99.7%)" on a line of its own.
+        main, sep, rest = r[k].partition(" (") if k in _TEXT_SPLIT_KEYS else (r[k], "", "")
+        star = "*" if k in r["estimated"] else ""
+        figures.append(Text(main + star + ("\n(" + rest if sep else "")))
+    return [*labels, *figures]

@@ -294,21 +294,53 @@ def build_key(spec: ModelSpec, variant: VariantSpec, suite_dir: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_chain(base: Stage, variant: VariantSpec, out_dir: Path) -> Stage:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = BuildContext(out_dir=out_dir)
+def run_chain(
+    base: Stage,
+    variant: VariantSpec,
+    out_dir: Path,
+    memo: dict[tuple[str, ...], Stage] | None = None,
+) -> Stage:
+    """Apply a variant's steps to ``base``; files go under ``out_dir``.
+
+    ``memo`` (shared across the variants of one model) remembers the stage after
+    every chain prefix, so variants that start alike ([export_tflite, ...]) convert
+    once. Steps never see a memoized torch module itself, only a copy, because
+    torch steps may change modules in place.
+    """
     stage = base
+    prefix: tuple[str, ...] = ()
     for s in variant.recipe:
         info = STEPS[s.name]
+        prefix = (*prefix, json.dumps(s.model_dump(), sort_keys=True))
+        if memo is not None and prefix in memo:
+            stage = _private_copy(memo[prefix])
+            continue
+        if stage.format == "torch" and info.produces != "torch":
+            # Last chance to count MACs and non-zeros on the module itself, before export.
+            from suites.analysis import torch_stats
+
+            stats = torch_stats(stage.module, stage.example_input)
+            stage = replace(stage, meta={**stage.meta, "torch_stats": stats})
+        step_dir = out_dir / hashlib.sha256("|".join(prefix).encode()).hexdigest()[:16]
+        step_dir.mkdir(parents=True, exist_ok=True)
         try:
-            stage = info.fn(stage, s.params, ctx)
+            stage = info.fn(_private_copy(stage), s.params, BuildContext(out_dir=step_dir))
         except (SuiteError, BuildError):
             raise
         except Exception as e:  # noqa: BLE001 - any converter failure becomes a BuildError
             raise BuildError(
                 f"variant {variant.name!r}: step {s.name!r} failed: {type(e).__name__}: {e}"
             ) from e
+        if memo is not None:
+            memo[prefix] = stage
     return stage
+
+
+def _private_copy(stage: Stage) -> Stage:
+    import copy
+
+    module = copy.deepcopy(stage.module) if stage.module is not None else None
+    return replace(stage, module=module, meta=copy.deepcopy(stage.meta))
 
 
 class _quiet_native_logs:

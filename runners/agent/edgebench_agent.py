@@ -178,7 +178,52 @@ def collect_facts() -> dict[str, Any]:
         pass
     if model:
         facts["board_model"] = model
+    l4t = _read_text("/etc/nv_tegra_release")
+    if l4t:
+        facts["l4t_release"] = l4t.splitlines()[0].strip()
+    facts["sensors"] = _find_sensors()
+    facts["tools"] = {
+        t: p for t in ("trtexec", "tegrastats", "vcgencmd", "nvidia-smi") for p in [_which(t)] if p
+    }
     return facts
+
+
+def _which(tool: str) -> str | None:
+    import shutil
+
+    # trtexec ships outside PATH on JetPack.
+    extra = {"trtexec": ["/usr/src/tensorrt/bin/trtexec"]}.get(tool, [])
+    found = shutil.which(tool)
+    if found:
+        return found
+    return next((p for p in extra if os.access(p, os.X_OK)), None)
+
+
+def _find_sensors() -> list[dict[str, Any]]:
+    """Power/telemetry sources present on this device (the host picks one)."""
+    sensors: list[dict[str, Any]] = []
+    if _which("tegrastats"):
+        sensors.append({"kind": "tegrastats", "path": _which("tegrastats")})
+    hwmon = "/sys/class/hwmon"
+    try:
+        entries = sorted(os.listdir(hwmon))
+    except OSError:
+        entries = []
+    for entry in entries:
+        name = (_read_text(os.path.join(hwmon, entry, "name")) or "").strip()
+        if name.startswith("ina3221"):
+            path = os.path.join(hwmon, entry)
+            labels = {}
+            for ch in (1, 2, 3):
+                label = (_read_text(os.path.join(path, f"in{ch}_label")) or "").strip()
+                if label and label != "NC":
+                    labels[str(ch)] = label
+            sensors.append({"kind": "ina3221", "path": path, "channels": labels})
+    if _which("vcgencmd"):
+        sensors.append({"kind": "rpi_pmic", "path": _which("vcgencmd")})
+    if _which("nvidia-smi"):
+        sensors.append({"kind": "nvidia_smi", "path": _which("nvidia-smi")})
+    return sensors
 
 
 # --------------------------------------------------------------------------- models
