@@ -473,6 +473,26 @@ def infer_cmd(
         console.print(y)
 
 
+@app.command("import")
+def import_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Logs; a times JSON follows its log.")],
+    tool: Annotated[str, typer.Option(help="Which tool wrote the files: trtexec.")],
+    device: Annotated[str, typer.Option(help="Device the logs come from.")] = "imported",
+) -> None:
+    """Bring existing vendor-tool logs into a new run (trtexec now)."""
+    from harness.importer import TOOLS, import_trtexec
+
+    if tool not in TOOLS:
+        raise UsageError(f"--tool {tool!r} is not supported yet (supported: {', '.join(TOOLS)})")
+    ws = workspace()
+    store = open_store(ws)
+    run_id = import_trtexec(store, files, device)
+    console.print(
+        f"imported {len(store.jobs_for_run(run_id))} log(s) as run {run_id}", highlight=False
+    )
+    _summarize(store, run_id, ws, write_html=False)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Train a small CNN, make int8 variants, benchmark them here, write a report."""

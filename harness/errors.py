@@ -16,6 +16,8 @@ them and re-exported here; the CLI catches ``USER_FACING`` and prints one line.
             TransportTimeout
             CommandError      argv, returncode, stderr
         AgentError            kind, message (structured reply of the agent)
+        devices.power.errors.ParseError     a sensor tool's output did not parse
+        runners.trtexec.TrtexecParseError   a trtexec log has no performance summary
 """
 
 from __future__ import annotations

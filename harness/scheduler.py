@@ -44,7 +44,11 @@ from suites.schema import RUNTIME_FORMATS, Suite
 
 
 def setting_label(setting: dict[str, Any]) -> str:
-    label = f"{setting['runtime']} t={setting['threads']}"
+    label = setting["runtime"]
+    if setting.get("threads") is not None:
+        label += f" t={setting['threads']}"
+    if setting.get("precision"):
+        label += f" {setting['precision']}"
     if setting.get("providers"):
         label += " " + ",".join(p.removesuffix("ExecutionProvider") for p in setting["providers"])
     return label
