@@ -567,6 +567,7 @@ class SSHTransport(Transport):
                     pass
 
     def _connect(self) -> tuple[Any, Any]:
+        _paramiko(self.device.name)  # fail early, and clearly, where paramiko is missing
         if self.identity_file is not None and not self.identity_file.is_file():
             raise self._err(f"identity file {self.identity_file} does not exist")
         gateway = None

@@ -6,9 +6,12 @@ user mistake ends as one line on stderr and a non-zero exit (see ``main``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +40,10 @@ app.add_typer(device_app, name="device")
 app.add_typer(lab_app, name="lab")
 app.add_typer(runs_app, name="runs")
 
-console = Console()
+# Piped output (CI logs, `| tee`) gets wide lines instead of rich's 80-column default,
+# so that result tables stay one row per job.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+console = Console(width=_PIPED_WIDTH)
 err_console = Console(stderr=True)
 
 
@@ -91,23 +97,67 @@ def print_json(obj: Any) -> None:
 @device_app.command("add")
 def device_add(
     name: str,
-    transport: Annotated[str, typer.Option(help="How to reach it: local, ...")] = "local",
-    address: Annotated[str, typer.Option("--address", "--host", help="Transport address.")] = "",
+    transport: Annotated[str, typer.Option(help="How to reach it: local, ssh.")] = "local",
+    address: Annotated[
+        str, typer.Option("--address", "--host", help="Transport address (ssh: user@host[:port]).")
+    ] = "",
     tag: Annotated[list[str] | None, typer.Option(help="k=v tag (repeatable).")] = None,
     device_type: Annotated[str | None, typer.Option("--type", help="Device type profile.")] = None,
     python: Annotated[str | None, typer.Option(help="Python the agent runs under.")] = None,
+    identity: Annotated[Path | None, typer.Option(help="ssh: private key file.")] = None,
+    proxy_jump: Annotated[
+        str | None, typer.Option(help="ssh: reach the device through user@gateway[:port].")
+    ] = None,
+    trust_on_first_use: Annotated[
+        bool, typer.Option(help="ssh: connect now and record an unknown host key in known_hosts.")
+    ] = False,
     option: Annotated[list[str] | None, typer.Option(help="Transport option k=v.")] = None,
     replace: Annotated[bool, typer.Option(help="Replace a device of the same name.")] = False,
 ) -> None:
     """Register a device."""
-    from devices.transport import transport_names
+    from devices.transport import DeviceConfig, make_transport, transport_names
 
     if transport not in transport_names():
         raise UsageError(f"unknown transport {transport!r} (known: {', '.join(transport_names())})")
     options: dict[str, Any] = parse_pairs(option, "--option")
     if python:
         options["python"] = python
-    open_store().add_device(
+    if identity:
+        if not identity.expanduser().is_file():
+            raise UsageError(f"--identity {identity}: no such file")
+        options["identity_file"] = str(identity.expanduser().resolve())
+    if proxy_jump:
+        options["proxy_jump"] = proxy_jump
+    if transport == "ssh" and not address:
+        raise UsageError("--transport ssh needs --host user@host[:port]")
+    ws = workspace()
+    store = open_store(ws)
+    if store.get_device(name) is not None and not replace:
+        raise UsageError(f"device {name!r} already exists (use --replace)")
+    config = DeviceConfig(name=name, transport=transport, address=address, options=options)
+    checker = make_transport(config, ws.home)  # validates address and options; no connection
+    if trust_on_first_use:
+        # Connect once with TOFU so the key is recorded now, visibly; the option itself is
+        # not stored, so a lost known_hosts file later is refused, not silently re-trusted.
+        tofu = make_transport(
+            DeviceConfig(
+                name=name,
+                transport=transport,
+                address=address,
+                options={**options, "trust_on_first_use": True},
+            ),
+            ws.home,
+        )
+        try:
+            tofu.run(["true"], timeout=30)
+        finally:
+            tofu.close()
+        console.print(
+            f"recorded the host key of {address} in known_hosts (trust on first use)",
+            highlight=False,
+        )
+    checker.close()
+    store.add_device(
         {
             "name": name,
             "transport": transport,
@@ -121,6 +171,58 @@ def device_add(
     console.print(
         f"added device [bold]{name}[/] ({transport}); probe it with "
         f"`edgebench device check {name}`",
+        highlight=False,
+    )
+
+
+@device_app.command("setup")
+def device_setup(
+    name: str,
+    package: Annotated[
+        list[str] | None, typer.Option(help="Package to install (repeatable; default: runtimes).")
+    ] = None,
+    wheels: Annotated[
+        Path | None, typer.Option(help="Folder of wheels to carry over instead of downloading.")
+    ] = None,
+) -> None:
+    """Provision a virtual environment with the runtimes on the device, from wheels the
+    controller carries over (the device needs no internet), and use it from now on."""
+    from devices.provision import download_wheels, setup_device
+    from devices.transport import make_transport
+    from harness.scheduler import device_config
+
+    ws = workspace()
+    store = open_store(ws)
+    row = _get_device(store, name)
+    facts = row["facts"] or {}
+    if not facts:
+        raise UsageError(f"run `edgebench device check {name}` first (setup needs its arch/python)")
+    packages = package or ["numpy", "onnxruntime", "ai-edge-litert"]
+    arch, py = facts.get("arch"), ".".join(str(facts.get("python", "")).split(".")[:2])
+    if wheels is None:
+        wheels = ws.home / "wheels" / f"{arch}-py{py}"
+        same = arch == os.uname().machine and py == f"{sys.version_info[0]}.{sys.version_info[1]}"
+        platform = None if same else f"manylinux2014_{arch},manylinux_2_28_{arch},linux_{arch}"
+        with err_console.status(f"downloading wheels for {arch} / Python {py} ..."):
+            download_wheels(packages, wheels, platform=platform, python_version=py)
+    transport = make_transport(device_config(row), ws.home)
+    try:
+        with err_console.status(f"installing {', '.join(packages)} on {name} ..."):
+            result = setup_device(transport, packages, wheels)
+    finally:
+        transport.close()
+    options = {**(row["options"] or {}), "python": result["python"]}
+    store.add_device(
+        {
+            **{k: row[k] for k in ("name", "transport", "address", "device_type", "tags")},
+            "options": options,
+        },
+        replace=True,
+    )
+    store.set_device_facts(name, facts)
+    console.print(
+        f"{name}: venv {result['venv']} ready; agent python is now {result['python']}."
+        f" Run `edgebench device check {name}` to see the runtimes.",
         highlight=False,
     )
 
@@ -232,8 +334,9 @@ def _build(suite_path: Path, ws: Workspace, store: Store) -> tuple[Any, list[Any
     from suites.schema import load_suite
 
     suite = load_suite(suite_path)
-    # Progress goes to stderr so that --json output on stdout stays parseable.
-    with err_console.status("building variants ...") as status:
+    # Progress goes to stderr, and so does what converters print (litert-torch writes
+    # its progress to stdout), so that --json output on stdout stays parseable.
+    with _stdout_to_stderr(), err_console.status("building variants ...") as status:
 
         def on_progress(label: str, cached: bool) -> None:
             status.update(f"building variants ... {label} {'(cached)' if cached else 'built'}")
@@ -245,6 +348,20 @@ def _build(suite_path: Path, ws: Workspace, store: Store) -> tuple[Any, list[Any
             suite, suite_path.parent, ArtifactCache(ws, store), on_progress=on_progress
         )
     return suite, variants
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr for a while (native code included)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def resolve_suite_path(ref: str) -> Path:

@@ -117,6 +117,7 @@ def _field_of(metric: str) -> str:
         "energy_per_inference": "energy_per_inference_j",
         "mean_power": "mean_power_w",
         "idle_power": "idle_power_w",
+        "power_sample_rate": "power_sample_rate_hz",
     }.get(metric, metric)
 
 
@@ -146,12 +147,17 @@ def _variant_facts(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_retention(results: list[dict[str, Any]], baseline: str | None) -> None:
-    """accuracy / baseline accuracy, per device (the baseline measured on that device)."""
-    base_acc: dict[str, float] = {}
+    """accuracy / baseline accuracy on the same device, preferring the baseline run
+    with the same runtime setting (so a runtime's own numerics do not count as a cost)."""
+    same_setting: dict[tuple[str, str], float] = {}
+    any_setting: dict[str, float] = {}
     for r in results:
         if r["variant"] == baseline and r["accuracy"] is not None:
-            base_acc.setdefault(r["device"], r["accuracy"])
+            same_setting.setdefault((r["device"], r["setting"]), r["accuracy"])
+            any_setting.setdefault(r["device"], r["accuracy"])
     for r in results:
         r["baseline"] = r["variant"] == baseline
-        ref = base_acc.get(r["device"])
-        r["accuracy_retention"] = r["accuracy"] / ref if r["accuracy"] is not None and ref else None
+        ref = same_setting.get((r["device"], r["setting"]), any_setting.get(r["device"]))
+        r["accuracy_retention"] = (
+            r["accuracy"] / ref if r["accuracy"] is not None and ref else None
+        )

@@ -26,7 +26,7 @@ from suites.errors import BuildError, SuiteError
 from suites.schema import ModelSpec, VariantSpec
 
 # Bump when a builder or step changes what it produces: it invalidates build caches.
-RECIPES_VERSION = "1"
+RECIPES_VERSION = "2"
 ONNX_OPSET = 17
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,15 @@ def onnx_int8_static(stage: Stage, params: dict[str, Any], ctx: BuildContext) ->
         weight_type=QuantType.QInt8,
     )
     pre.unlink()
-    return replace(stage, path=out, meta={**stage.meta, "quantization": "int8 static QDQ"})
+    return replace(
+        stage,
+        path=out,
+        meta={
+            **stage.meta,
+            "quantization": "int8 static QDQ"
+            + (" per-channel" if params.get("per_channel", True) else " per-tensor"),
+        },
+    )
 
 
 @step("tflite_int8_dynamic", accepts=("tflite",), produces="tflite")
@@ -321,6 +329,7 @@ def run_chain(
 
             stats = torch_stats(stage.module, stage.example_input)
             stage = replace(stage, meta={**stage.meta, "torch_stats": stats})
+        before = stage.meta
         step_dir = out_dir / hashlib.sha256("|".join(prefix).encode()).hexdigest()[:16]
         step_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -331,9 +340,26 @@ def run_chain(
             raise BuildError(
                 f"variant {variant.name!r}: step {s.name!r} failed: {type(e).__name__}: {e}"
             ) from e
+        stage = _with_technique(stage, s.name, before)
         if memo is not None:
             memo[prefix] = stage
     return stage
+
+
+_EXPORT_LABELS = {"export_onnx": "export ONNX", "export_tflite": "export LiteRT"}
+
+
+def _with_technique(stage: Stage, step_name: str, before: dict[str, Any]) -> Stage:
+    """Make sure every step leaves a human label in meta["techniques"] (the report's
+    Technique column): torch steps write their own; quantizers describe themselves in
+    meta["quantization"]; exports get a fixed label."""
+    techniques = list(stage.meta.get("techniques") or [])
+    if len(techniques) > len(before.get("techniques") or []):
+        return stage
+    quant = stage.meta.get("quantization")
+    label = quant if quant and quant != before.get("quantization") else None
+    techniques.append(label or _EXPORT_LABELS.get(step_name, step_name))
+    return replace(stage, meta={**stage.meta, "techniques": techniques})
 
 
 def _private_copy(stage: Stage) -> Stage:

@@ -8,6 +8,8 @@ agent runs under this venv's python and files pushed there can be checked direct
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -100,9 +102,28 @@ def make(lab: SSHLab, tmp_path: Path, known_hosts: Path) -> Iterator[Maker]:
         t.close()
 
 
+@pytest.fixture
+def local_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip on the controller may take wheels only from local indexes (file://) and
+    find-links, as configured on the lab machines: the tests never download."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    ).stdout
+    values = re.findall(r"index-url='([^']*)'", listed)
+    urls = [u for v in values for u in v.split() if u.startswith("file:")]
+    links = re.findall(r"find-links='([^']*)'", listed)
+    if not urls and not links:
+        pytest.skip("pip has no local index or find-links here, and these tests never download")
+    if urls:
+        monkeypatch.setenv("PIP_INDEX_URL", urls[0])
+        monkeypatch.setenv("PIP_EXTRA_INDEX_URL", " ".join(urls[1:] or urls[:1]))
+    else:
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+
 def tiny_onnx(path: Path) -> np.ndarray:
     """A 1x1x4x4 -> 1x10 linear model; returns its (16, 10) weight (bias is 0.5)."""
-    import onnx
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.random.default_rng(3).standard_normal((16, 10)).astype(np.float32)
@@ -140,6 +161,8 @@ def test_parse_address() -> None:
 
 
 def test_known_hosts_patterns_and_revocation(tmp_path: Path) -> None:
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen not installed (apt-get install openssh-client)")
     import base64
 
     import paramiko
@@ -460,6 +483,7 @@ def test_proxy_jump(
 # --------------------------------------------------------------------------- provisioning
 
 
+@pytest.mark.usefixtures("local_pip")
 def test_setup_device_from_carried_wheels(make: Maker, server_a: SSHServer, tmp_path: Path) -> None:
     wheels = download_wheels(["six"], tmp_path / "wheels", platform=None, python_version=None)
     assert [w.name.split("-")[0] for w in wheels] == ["six"]
@@ -476,6 +500,7 @@ def test_setup_device_from_carried_wheels(make: Maker, server_a: SSHServer, tmp_
     assert again["installed"] == result["installed"] and t.files_copied == copied
 
 
+@pytest.mark.usefixtures("local_pip")
 def test_setup_device_bootstraps_pip_from_its_wheel(
     make: Maker, server_a: SSHServer, tmp_path: Path
 ) -> None:
