@@ -44,7 +44,7 @@ app.add_typer(runs_app, name="runs")
 # so that result tables stay one row per job.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
 console = Console(width=_PIPED_WIDTH)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, never wrapped
 
 
 class _State:

@@ -218,13 +218,14 @@ def _device_worker(
             for attempt in range(ctx.suite.retries + 1):
                 if ctx.stop.is_set():
                     return
+                # Counted before connecting: a board that cannot be reached is an attempt too.
+                ctx.store.mark_job_started(job["id"])
                 try:
                     if agent is None:
                         agent = AgentClient.start(transport)
                         with ctx.lock:
                             ctx.agents[name] = agent
                         ctx.store.set_device_facts(name, agent.facts)
-                    ctx.store.mark_job_started(job["id"])
                     _run_job(ctx, agent, transport.push, job, row["options"] or {})
                     break
                 except DeviceError as e:
