@@ -158,6 +158,4 @@ def _add_retention(results: list[dict[str, Any]], baseline: str | None) -> None:
     for r in results:
         r["baseline"] = r["variant"] == baseline
         ref = same_setting.get((r["device"], r["setting"]), any_setting.get(r["device"]))
-        r["accuracy_retention"] = (
-            r["accuracy"] / ref if r["accuracy"] is not None and ref else None
-        )
+        r["accuracy_retention"] = r["accuracy"] / ref if r["accuracy"] is not None and ref else None

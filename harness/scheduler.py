@@ -30,8 +30,14 @@ from rich.progress import (
 )
 
 from devices.errors import DeviceError, TransportError
+from devices.power import rpi
 from devices.power.energy import window_energy
-from devices.power.sources import choose_source, parse_readings, sampler_request
+from devices.power.sources import (
+    choose_source,
+    parse_readings,
+    sampler_request,
+    telemetry_summary,
+)
 from devices.transport import DeviceConfig, make_transport
 from harness import __version__, stats
 from harness.artifacts import ArtifactCache, Variant
@@ -39,6 +45,7 @@ from harness.errors import RunError
 from harness.store import Metric, Store
 from harness.workspace import Workspace, git_commit
 from runners.agent_client import AgentClient
+from runners.tensorrt import TrtexecRunner
 from suites.datasets import load_dataset
 from suites.schema import RUNTIME_FORMATS, Suite
 
@@ -49,6 +56,8 @@ def setting_label(setting: dict[str, Any]) -> str:
         label += f" t={setting['threads']}"
     if setting.get("precision"):
         label += f" {setting['precision']}"
+    if setting.get("device") and setting["device"] != "cpu":
+        label += f" {setting['device']}"
     if setting.get("providers"):
         label += " " + ",".join(p.removesuffix("ExecutionProvider") for p in setting["providers"])
     return label
@@ -65,7 +74,15 @@ def plan_jobs(
                 if RUNTIME_FORMATS[s.runtime] != v.format:
                     continue
                 for threads in s.threads:
-                    setting = {"runtime": s.runtime, "threads": threads, "providers": s.providers}
+                    setting: dict[str, Any] = {
+                        "runtime": s.runtime,
+                        "threads": threads,
+                        "providers": s.providers,
+                    }
+                    if s.runtime == "tensorrt":
+                        setting["precision"] = s.precision
+                    if s.runtime == "torch":
+                        setting["device"] = s.device
                     key = f"{device}|{v.model}|{v.name}|{setting_label(setting)}"
                     planned.append(
                         {
@@ -226,7 +243,10 @@ def _device_worker(
                         with ctx.lock:
                             ctx.agents[name] = agent
                         ctx.store.set_device_facts(name, agent.facts)
-                    _run_job(ctx, agent, transport.push, job, row["options"] or {})
+                    if job["setting"]["runtime"] == "tensorrt":
+                        _run_trtexec_job(ctx, agent, transport, job)
+                    else:
+                        _run_job(ctx, agent, transport, job, row["options"] or {})
                     break
                 except DeviceError as e:
                     if ctx.stop.is_set():
@@ -261,13 +281,17 @@ def _device_worker(
 
 
 def _run_job(
-    ctx: RunContext, agent: AgentClient, push: Any, job: dict[str, Any], options: dict[str, Any]
+    ctx: RunContext,
+    agent: AgentClient,
+    transport: Any,
+    job: dict[str, Any],
+    options: dict[str, Any],
 ) -> None:
     variant = ctx.variants[(job["model"], job["variant"])]
     artifact = variant.artifact
     setting = job["setting"]
     m = ctx.suite.measure
-    remote = push(artifact.path, artifact.sha256, artifact.path.name)
+    remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
     load = agent.load(
         remote, artifact.sha256, setting["runtime"], setting["threads"], setting.get("providers")
     )
@@ -296,20 +320,7 @@ def _run_job(
             x, y = x[: acc_spec.limit], (y[: acc_spec.limit] if y is not None else None)
         accuracy = agent.evaluate(np.ascontiguousarray(x), y)
 
-    metrics = [
-        Metric("latency_p50", head.p50, "s"),
-        Metric("latency_p90", head.p90, "s"),
-        Metric("latency_p95", head.p95, "s"),
-        Metric("latency_p99", head.p99, "s"),
-        Metric("latency_mean", head.mean, "s"),
-        Metric("latency_min", head.min, "s"),
-        Metric("latency_max", head.max, "s"),
-        Metric("latency_std", head.std, "s"),
-        Metric("latency_cv", head.cv, "ratio"),
-        Metric("latency_n", head.n, "count"),
-        Metric("latency_ci_low", head.ci_low, "s"),
-        Metric("latency_ci_high", head.ci_high, "s"),
-        Metric("throughput", head.throughput, "1/s"),
+    metrics = _latency_metrics(head) + [
         Metric("init", load.get("init_s"), "s"),
         Metric("first_inference", bench.get("first_inference_s"), "s"),
         Metric("warmup_count", bench["warmup"]["count"], "count"),
@@ -324,6 +335,7 @@ def _run_job(
             Metric("accuracy_n", accuracy["count"], "count"),
         ]
 
+    throttling = _pi_throttling(transport, agent.facts)
     power = _power(bench, sensor) if sensor else None
     if power is not None:
         metrics += power.pop("metrics")
@@ -346,6 +358,7 @@ def _run_job(
         "load": load,
         "bench": {k: v for k, v in bench.items() if k not in ("windows", "power")},
         "power": power,
+        "throttling": throttling,
         "window_durations_s": [w.get("duration_s") for w in bench["windows"]],
         "summary": summary.to_dict(),
         "accuracy": {k: v for k, v in (accuracy or {}).items() if k != "outputs"} or None,
@@ -353,6 +366,99 @@ def _run_job(
     ctx.store.finish_job(
         job["id"], result=result, provenance=provenance, windows=windows, job_metrics=metrics
     )
+
+
+def _latency_metrics(head: stats.LatencySummary) -> list[Metric]:
+    return [
+        Metric("latency_p50", head.p50, "s"),
+        Metric("latency_p90", head.p90, "s"),
+        Metric("latency_p95", head.p95, "s"),
+        Metric("latency_p99", head.p99, "s"),
+        Metric("latency_mean", head.mean, "s"),
+        Metric("latency_min", head.min, "s"),
+        Metric("latency_max", head.max, "s"),
+        Metric("latency_std", head.std, "s"),
+        Metric("latency_cv", head.cv, "ratio"),
+        Metric("latency_n", head.n, "count"),
+        Metric("latency_ci_low", head.ci_low, "s"),
+        Metric("latency_ci_high", head.ci_high, "s"),
+        Metric("throughput", head.throughput, "1/s"),
+    ]
+
+
+def _run_trtexec_job(
+    ctx: RunContext, agent: AgentClient, transport: Any, job: dict[str, Any]
+) -> None:
+    """TensorRT through trtexec on the device (the agent only supplies the facts)."""
+    variant = ctx.variants[(job["model"], job["variant"])]
+    artifact = variant.artifact
+    m = ctx.suite.measure
+    remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
+    runner = TrtexecRunner(transport, agent.facts)
+    measured = runner.measure(
+        remote,
+        artifact.sha256,
+        fingerprint(agent.facts),
+        precision=job["setting"].get("precision", "fp32"),
+        repetitions=m.repetitions,
+        min_runs=m.min_runs,
+        min_duration_s=m.min_duration_s,
+        warmup_min_s=m.warmup_min_s,
+        job_tag=f"job{job['id']}",
+    )
+    summary = stats.summarize_windows(measured.windows)
+    metrics = _latency_metrics(summary.headline) + [
+        Metric("file_size", artifact.size_bytes, "bytes"),
+    ]
+    gpu = [s.gpu_compute_time.median_s for s in measured.summaries if s.gpu_compute_time]
+    if gpu:
+        metrics.append(Metric("gpu_compute_median", sorted(gpu)[(len(gpu) - 1) // 2], "s"))
+    provenance = {
+        "model_sha256": artifact.sha256,
+        "runtime": "tensorrt",
+        "runtime_version": measured.trt_version,
+        "runner": "trtexec",
+        "engine": measured.engine,
+        "device_fingerprint": fingerprint(agent.facts),
+        "edgebench_version": __version__,
+        "commit": git_commit(),
+        "controller": platform.node(),
+        "recipe": variant.recipe,
+        "percentiles": stats.PERCENTILE_METHOD,
+        "std_ddof": stats.STD_DDOF,
+    }
+    result = {
+        "trtexec": {
+            "engine": measured.engine,
+            "engine_built": measured.engine_built,
+            "trt_version": measured.trt_version,
+            "build_log_tail": measured.build_log_tail,
+            "throughput_qps": [s.throughput_qps for s in measured.summaries],
+        },
+        "summary": summary.to_dict(),
+        "note": "accuracy is not measured through trtexec",
+    }
+    ctx.store.finish_job(
+        job["id"],
+        result=result,
+        provenance=provenance,
+        windows=measured.windows,
+        job_metrics=metrics,
+    )
+
+
+def _pi_throttling(transport: Any, facts: dict[str, Any]) -> dict[str, Any] | None:
+    """Raspberry Pi firmware flags and SoC temperature right after the bench: a
+    throttled or under-voltage board measures the firmware, not the model."""
+    vcgencmd = ((facts or {}).get("tools") or {}).get("vcgencmd")
+    if not vcgencmd:
+        return None
+    try:
+        throttled = rpi.parse_get_throttled(transport.run([vcgencmd, "get_throttled"], 30).stdout)
+        temp = rpi.parse_measure_temp(transport.run([vcgencmd, "measure_temp"], 30).stdout)
+    except (DeviceError, ValueError) as e:
+        return {"error": str(e)}
+    return {"flags": throttled.active, "ok": throttled.ok, "temp_c": temp}
 
 
 def _power(bench: dict[str, Any], sensor: dict[str, Any]) -> dict[str, Any] | None:
@@ -363,6 +469,7 @@ def _power(bench: dict[str, Any], sensor: dict[str, Any]) -> dict[str, Any] | No
         return None
     series = parse_readings(sensor["kind"], raw["readings"])
     out: dict[str, Any] = {
+        "telemetry": telemetry_summary(sensor["kind"], raw["readings"]),
         "source": sensor["kind"],
         "rail": series.rail,
         "skipped_readings": series.skipped,

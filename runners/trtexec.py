@@ -610,3 +610,12 @@ def parse_export_trace(json_text: str) -> list[dict[str, float]]:
                 raise TrtexecParseError(f"exportTimes record {index}: {key} = {value!r}")
         records.append({k: float(v) for k, v in record.items()})
     return records
+
+
+_BANNER_VERSION_RE = re.compile(r"\[TensorRT v(\d+)\]")
+
+
+def trt_version_from_text(text: str) -> str | None:
+    """TensorRT version from any trtexec output (its ``&&&& RUNNING`` banner)."""
+    match = _BANNER_VERSION_RE.search(text)
+    return _version_from_banner(match.group(1)) if match else None

@@ -281,7 +281,7 @@ def check_chain(model_format: str, variant: VariantSpec) -> str:
                 key=f"variants.{variant.name}.recipe.{i}",
             )
         fmt = info.produces
-    if fmt not in ("onnx", "tflite"):
+    if fmt not in ("onnx", "tflite", "torchscript"):
         raise SuiteError(
             f"recipe ends with a {fmt} model; add an export step",
             key=f"variants.{variant.name}.recipe",
@@ -382,4 +382,11 @@ class _quiet_native_logs:
 
 # Modules that register more builders and steps with the decorators above. Imported
 # last, because they import `step`/`builder` from this module.
-from suites import distill, lowrank, mobilenet, pruning, quantization  # noqa: E402, F401
+from suites import (  # noqa: E402, F401
+    distill,
+    lowrank,
+    mobilenet,
+    pruning,
+    quantization,
+    torch_export,
+)

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from suites.yamlio import validate_file
 
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
+# Which model file format each runtime takes. tensorrt builds an engine on the device
+# from the ONNX file (runners/trtexec.py); torch loads a TorchScript archive.
+RUNTIME_FORMATS = {
+    "onnxruntime": "onnx",
+    "litert": "tflite",
+    "tensorrt": "onnx",
+    "torch": "torchscript",
+}
 
 
 class Strict(BaseModel):
@@ -65,7 +72,10 @@ class VariantSpec(Strict):
 
 
 class SettingSpec(Strict):
-    runtime: Literal["onnxruntime", "litert"]
+    runtime: Literal["onnxruntime", "litert", "tensorrt", "torch"]
+    # tensorrt: engine precision; torch: "cpu" or "cuda" via `device`.
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    device: Literal["cpu", "cuda"] = "cpu"
     threads: list[int] = Field(default_factory=lambda: [1])
     providers: list[str] | None = None
 

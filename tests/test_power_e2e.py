@@ -95,3 +95,42 @@ def test_energy_per_inference_from_tegrastats(eb: Runner, tmp_path: Path) -> Non
     eb("report", "latest", "-o", str(tmp_path / "report"))
     html = (tmp_path / "report" / "index.html").read_text()
     assert "Energy" in html and "mJ" in html or "µJ" in html
+
+
+def test_raspberry_pi_pmic_energy_and_throttling_flags(eb: Runner, tmp_path: Path) -> None:
+    """`vcgencmd` on PATH is found by `device check` (power=auto picks the PMIC), polled
+    during the bench, and asked for throttling flags after it."""
+    rpi_data = Path(__file__).parent / "data" / "power" / "rpi"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "vcgencmd"
+    tool.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        f"  pmic_read_adc) cat {rpi_data / 'pi5_pmic_read_adc.txt'} ;;\n"
+        f"  get_throttled) cat {rpi_data / 'get_throttled_undervoltage.txt'} ;;\n"
+        f"  measure_temp) cat {rpi_data / 'measure_temp.txt'} ;;\n"
+        "  *) exit 2 ;;\n"
+        "esac\n"
+    )
+    tool.chmod(0o755)
+    eb.env["PATH"] = f"{bin_dir}:{eb.env['PATH']}"  # type: ignore[attr-defined]
+    suite = tmp_path / "power.yaml"
+    suite.write_text(SUITE)
+    eb("device", "add", "pi5", "--option", "power_interval_ms=50")
+    facts = json.loads(eb("device", "check", "pi5", "--json").stdout)["facts"]
+    assert [s["kind"] for s in facts["sensors"]] == ["rpi_pmic"]
+    eb("run", str(suite), "--no-report")
+
+    from devices.power import rpi
+
+    expected_w = rpi.parse_pmic_read_adc((rpi_data / "pi5_pmic_read_adc.txt").read_text())
+    db = eb.env["EDGEBENCH_DB"].removeprefix("sqlite:///")  # type: ignore[attr-defined]
+    with sqlite3.connect(db) as conn:
+        metrics = dict(conn.execute("SELECT name, value FROM metrics").fetchall())
+        result = json.loads(conn.execute("SELECT result FROM jobs").fetchone()[0])
+    assert result["power"]["rail"] == rpi.TOTAL_RAIL_NAME
+    # A constant reading: mean power is exactly what the PMIC says.
+    assert metrics["mean_power"] == pytest.approx(expected_w.total_power_w)
+    assert "under_voltage_now" in result["throttling"]["flags"]
+    assert result["throttling"]["ok"] is False and result["throttling"]["temp_c"] > 0

@@ -136,3 +136,32 @@ def _parse_one(kind: str, text: str) -> tuple[str, float] | None:
         total = pick_input(mw)
         return None if total is None else (total.rail, total.instant_mw / 1000.0)
     raise ValueError(kind)
+
+
+def telemetry_summary(kind: str, readings: Sequence[Sequence[Any]]) -> dict[str, Any] | None:
+    """What else the sensor said during the bench: GPU/EMC load and temperatures
+    (tegrastats). None for sources that carry no such data."""
+    if kind != "tegrastats":
+        return None
+    samples = []
+    for _, text in readings:
+        try:
+            samples.append(tegrastats.parse_line(str(text)))
+        except ParseError:
+            continue
+    if not samples:
+        return None
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    temps: dict[str, float] = {}
+    for s in samples:
+        for name, value in s.temps_c.items():
+            temps[name] = max(value, temps.get(name, value))
+    return {
+        "gpu_load_pct_mean": mean([s.gpu_load_pct for s in samples if s.gpu_load_pct is not None]),
+        "emc_load_pct_mean": mean([s.emc_load_pct for s in samples if s.emc_load_pct is not None]),
+        "temps_c_max": temps,
+        "ram_used_mb_max": max(s.ram_used_mb for s in samples),
+    }

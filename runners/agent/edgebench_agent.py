@@ -411,6 +411,202 @@ class LiteRTModel(Model):
         return d
 
 
+# numpy dtype names a TorchScript input may be declared with (all have a torch twin).
+_TORCH_INPUT_DTYPES = (
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "uint8",
+    "int16",
+    "int32",
+    "int64",
+    "bool",
+)
+
+
+def torch_input_spec(req: dict[str, Any]) -> tuple[list[list[int | None]], list[str]]:
+    """``input_shapes`` and ``input_dtypes`` of a torch load request, checked.
+
+    A TorchScript archive declares no input shapes or dtypes, so the host sends them
+    (one entry per forward() argument, in order; null marks a dynamic dimension)."""
+    shapes = req.get("input_shapes")
+    dtypes = req.get("input_dtypes")
+    if not isinstance(shapes, list) or not shapes:
+        raise AgentFailure(
+            "bad_request",
+            "runtime 'torch' needs 'input_shapes' (a list of shapes, one per model input, "
+            "e.g. [[1, 1, 8, 8]]): a TorchScript archive does not declare them",
+        )
+    for shape in shapes:
+        if not isinstance(shape, list) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1)
+            for d in shape
+        ):
+            raise AgentFailure(
+                "bad_request",
+                f"input_shapes entries must be lists of integers >= 1 or null, not {shape!r}",
+            )
+    if not isinstance(dtypes, list) or len(dtypes) != len(shapes):
+        raise AgentFailure(
+            "bad_request",
+            "runtime 'torch' needs 'input_dtypes' (a list of numpy dtype names, one per "
+            'entry of input_shapes, e.g. ["float32"]), got ' + repr(dtypes),
+        )
+    for dtype in dtypes:
+        if dtype not in _TORCH_INPUT_DTYPES:
+            raise AgentFailure(
+                "bad_request",
+                "input_dtypes entries must be one of {}, not {!r}".format(
+                    ", ".join(_TORCH_INPUT_DTYPES), dtype
+                ),
+            )
+    return [list(s) for s in shapes], [str(d) for d in dtypes]
+
+
+def _flatten_outputs(value: Any, torch: Any, names: list[str], prefix: str) -> list[Any]:
+    """Tensors of a forward() result in order: a tensor, or tuples/lists/dicts of them."""
+    if isinstance(value, torch.Tensor):
+        names.append(prefix)
+        return [value]
+    if isinstance(value, (tuple, list)):
+        out = []
+        for i, item in enumerate(value):
+            out.extend(_flatten_outputs(item, torch, names, f"{prefix}_{i}"))
+        return out
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            out.extend(_flatten_outputs(item, torch, names, str(key)))
+        return out
+    raise AgentFailure(
+        "load_failed", f"model output {prefix} is a {type(value).__name__}, not a tensor"
+    )
+
+
+class TorchModel(Model):
+    """A TorchScript archive (torch.jit.save) run with libtorch's JIT."""
+
+    runtime = "torch"
+    # torch's own intra-op thread count, read before the first set_num_threads: that
+    # setting is process-wide, so a later load with threads=null must restore it.
+    _default_threads: int | None = None
+
+    def __init__(
+        self,
+        path: str,
+        threads: int | None,
+        device: str,
+        input_shapes: list[list[int | None]],
+        input_dtypes: list[str],
+    ) -> None:
+        import warnings
+
+        np = _np()
+        try:
+            import torch
+        except (ImportError, OSError) as e:
+            raise AgentFailure("missing_runtime", f"torch is not importable: {e}") from e
+        self.torch = torch
+        self.version = getattr(torch, "__version__", None)
+        self.device = device
+        if device == "cuda" and not torch.cuda.is_available():
+            raise AgentFailure(
+                "missing_runtime",
+                "device 'cuda' requested but torch.cuda.is_available() is false "
+                "(torch {}, built with CUDA {})".format(
+                    self.version, getattr(torch.version, "cuda", None) or "no"
+                ),
+            )
+        if TorchModel._default_threads is None:
+            TorchModel._default_threads = torch.get_num_threads()
+        torch.set_num_threads(threads if threads is not None else TorchModel._default_threads)
+        try:
+            with warnings.catch_warnings():
+                # torch >= 2.10 flags torch.jit as deprecated on every call; not our news.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(path, map_location=device)
+            self.module.eval()
+        except Exception as e:
+            raise AgentFailure("load_failed", f"torch cannot load {path}: {e}") from e
+        names = self._arg_names(len(input_shapes))
+        self.inputs = [
+            {"name": name, "shape": shape, "dtype": dtype, "quant": None}
+            for name, shape, dtype in zip(names, input_shapes, input_dtypes)
+        ]
+        # No declared outputs either: one probe run with the declared inputs (dynamic
+        # dims as 1) gives their number, names, shapes and dtypes.
+        rng = np.random.default_rng(0)
+        probe = [random_input(rng, d) for d in self.inputs]
+        try:
+            with torch.inference_mode():
+                raw = self.module(*[self._to_torch(v) for v in probe])
+        except Exception as e:
+            raise AgentFailure(
+                "load_failed",
+                "probe run with input_shapes {} and input_dtypes {} failed: {}: {}".format(
+                    input_shapes, input_dtypes, type(e).__name__, e
+                ),
+            ) from e
+        out_names: list[str] = []
+        tensors = _flatten_outputs(raw, torch, out_names, "output")
+        results = self._to_numpy(tensors)
+        self.outputs = [
+            {"name": name, "shape": [int(d) for d in r.shape], "dtype": r.dtype.name, "quant": None}
+            for name, r in zip(out_names, results)
+        ]
+
+    def _arg_names(self, n: int) -> list[str]:
+        """forward()'s argument names (the first n after self), input_<i> where unknown."""
+        names = ["input_{}".format(i) for i in range(n)]
+        try:
+            args = [a for a in self.module.forward.schema.arguments if a.name != "self"]
+        except Exception:
+            return names
+        required = [a for a in args if not a.has_default_value()]
+        if len(required) > n or len(args) < n:
+            raise AgentFailure(
+                "bad_request",
+                "forward() takes {} to {} inputs ({}), input_shapes has {}".format(
+                    len(required), len(args), ", ".join(a.name for a in args), n
+                ),
+            )
+        return [args[i].name for i in range(n)]
+
+    def _to_torch(self, value: Any) -> Any:
+        if not value.flags.writeable:
+            value = value.copy()  # torch.from_numpy warns on read-only arrays
+        t = self.torch.from_numpy(value)
+        return t.to(self.device) if self.device != "cpu" else t
+
+    def _to_numpy(self, tensors: list[Any]) -> list[Any]:
+        out = []
+        for t in tensors:
+            if t.is_floating_point():
+                t = t.float()  # float16/bfloat16/float64 -> float32 (numpy has no bfloat16)
+            out.append(t.cpu().numpy())
+        return out
+
+    def run(self, feed: list[Any]) -> list[Any]:
+        torch = self.torch
+        with torch.inference_mode():
+            raw = self.module(*[self._to_torch(v) for v in feed])
+            if self.device == "cuda":
+                # CUDA kernels are queued asynchronously: without this the timed run
+                # would end when the launches are queued, not when the GPU is done,
+                # and latencies would be fiction.
+                torch.cuda.synchronize()
+            return self._to_numpy(_flatten_outputs(raw, torch, [], "output"))
+
+    def describe(self) -> dict[str, Any]:
+        d = Model.describe(self)
+        d["device"] = self.device
+        d["torch_threads"] = self.torch.get_num_threads()
+        if self.device == "cuda":
+            d["cuda_device_name"] = self.torch.cuda.get_device_name()
+        return d
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -663,11 +859,22 @@ class Agent:
             raise AgentFailure("bad_request", "load needs a 'path' string")
         if not isinstance(expected, str) or not expected:
             raise AgentFailure("bad_request", "load needs a 'sha256' string")
-        if runtime not in ("onnxruntime", "litert"):
+        if runtime not in ("onnxruntime", "litert", "torch"):
             raise AgentFailure(
-                "bad_request", f"runtime must be 'onnxruntime' or 'litert', not {runtime!r}"
+                "bad_request",
+                f"runtime must be 'onnxruntime', 'litert' or 'torch', not {runtime!r}",
             )
         threads = _int(req, "threads", None, minimum=1)
+        device = req.get("device")
+        if device is not None and device not in ("cpu", "cuda"):
+            raise AgentFailure("bad_request", f"device must be 'cpu', 'cuda' or null, not {device!r}")
+        if runtime != "torch" and device not in (None, "cpu"):
+            # onnxruntime picks its device through providers; never measure a silent CPU
+            # fallback under a "cuda" label.
+            raise AgentFailure(
+                "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
+            )
+        torch_inputs = torch_input_spec(req) if runtime == "torch" else None
         providers = req.get("providers")
         if providers is not None and (
             not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)
@@ -689,6 +896,9 @@ class Agent:
         t0 = time.perf_counter()
         if runtime == "onnxruntime":
             model: Model = OnnxModel(path, threads, providers)
+        elif runtime == "torch":
+            assert torch_inputs is not None
+            model = TorchModel(path, threads, device or "cpu", *torch_inputs)
         else:
             model = LiteRTModel(path, threads)
         init_s = time.perf_counter() - t0

@@ -1,0 +1,1 @@
+"""Recipe step: export_torchscript (see suites/recipes.py for the step registry)."""
