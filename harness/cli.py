@@ -381,29 +381,45 @@ def variants_cmd(suite: str, as_json: Annotated[bool, typer.Option("--json")] = 
     ws = workspace()
     store = open_store(ws)
     _, variants = _build(resolve_suite_path(suite), ws, store)
-    rows = [
-        {
-            "model": v.model,
-            "variant": v.name,
-            "recipe": " -> ".join(v.recipe),
-            "format": v.format,
-            "size_bytes": v.artifact.size_bytes,
-            "params": v.meta.get("params"),
-            "sha256": v.artifact.sha256,
-        }
-        for v in variants
-    ]
+    from harness.results import variant_facts
+    from reports.tables import fmt_bytes, fmt_count
+
+    rows = []
+    for v in variants:
+        facts = variant_facts(v.meta)
+        rows.append(
+            {
+                "model": v.model,
+                "variant": v.name,
+                "recipe": v.recipe,
+                "format": v.format,
+                "size_bytes": v.artifact.size_bytes,
+                "zstd_size_bytes": facts["zstd_size_bytes"],
+                "params": facts["params"],
+                "nonzero_params": facts["nonzero_params"],
+                "macs": facts["macs"],
+                "techniques": facts["techniques"],
+                "accuracy_meaningful": facts["accuracy_meaningful"],
+                "host_accuracy": v.meta.get("host_accuracy"),
+                "sha256": v.artifact.sha256,
+            }
+        )
     if as_json:
         print_json(rows)
         return
-    table = Table("model", "variant", "recipe", "format", "size", "sha256")
+    table = Table(
+        "variant", "recipe", "format", "size", "zstd", "params", "non-zeros", "MACs", "sha256"
+    )
     for r in rows:
         table.add_row(
-            r["model"],
-            r["variant"],
-            r["recipe"],
+            f"{r['model']}/{r['variant']}",
+            " → ".join(r["recipe"]),
             r["format"],
-            f"{r['size_bytes']:,} B",
+            fmt_bytes(r["size_bytes"]),
+            fmt_bytes(r["zstd_size_bytes"]),
+            fmt_count(r["params"]),
+            fmt_count(r["nonzero_params"]),
+            fmt_count(r["macs"]),
             r["sha256"][:12],
         )
     console.print(table)

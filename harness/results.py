@@ -69,7 +69,7 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
                 if error and job["status"] != "done"
                 else None,
                 "file_size_bytes": artifact["size_bytes"] if artifact else None,
-                **_variant_facts((artifact or {}).get("meta") or {}),
+                **variant_facts((artifact or {}).get("meta") or {}),
                 "accuracy": value("accuracy_top1"),
                 "accuracy_n": int(value("accuracy_n")) if value("accuracy_n") is not None else None,
                 "latency_s": latency,
@@ -121,7 +121,7 @@ def _field_of(metric: str) -> str:
     }.get(metric, metric)
 
 
-def _variant_facts(meta: dict[str, Any]) -> dict[str, Any]:
+def variant_facts(meta: dict[str, Any]) -> dict[str, Any]:
     """What the build recorded about a variant: recipe, size and compute figures."""
     file_stats = meta.get("file_stats") or {}
     torch_stats = meta.get("torch_stats") or {}

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -145,7 +146,10 @@ def export_onnx(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stag
 
     out = ctx.out_dir / "model.onnx"
     opset = int(params.get("opset", ONNX_OPSET))
-    with torch.no_grad():
+    # The TorchScript exporter is chosen on purpose (stable graphs for the quantizers,
+    # pinned opset); torch flags it deprecated, which says nothing about this export.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             stage.module,
             (torch.from_numpy(stage.example_input),),

@@ -151,6 +151,32 @@ def _dist_version(names: Any) -> str | None:
     return None
 
 
+def _torch_cuda_built() -> bool | None:
+    """Whether the installed torch was built with CUDA (or ROCm, which torch also calls
+    "cuda"), or None when torch is not installed. Found by looking for its CUDA library
+    next to the package, without importing torch (seconds and hundreds of MB on a
+    board). It says nothing about a usable GPU: a torch load with device "cuda"
+    checks torch.cuda.is_available()."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        try:
+            libs = os.listdir(os.path.join(root, "lib"))
+        except OSError:
+            continue
+        for name in libs:
+            # libtorch_cuda.so (Linux), torch_cuda.dll (Windows), libtorch_hip.so (ROCm)
+            if name.split(".")[0] in ("libtorch_cuda", "torch_cuda", "libtorch_hip", "torch_hip"):
+                return True
+    return False
+
+
 def collect_facts() -> dict[str, Any]:
     runtimes: dict[str, str] = {}
     for key, dists in _RUNTIME_DISTS:
@@ -170,6 +196,9 @@ def collect_facts() -> dict[str, Any]:
         "hostname": socket.gethostname() or platform.node(),
         "runtimes": runtimes,
     }
+    torch_cuda = _torch_cuda_built()
+    if torch_cuda is not None:
+        facts["torch_cuda"] = torch_cuda
     model = None
     try:
         with open("/proc/device-tree/model", "rb") as f:
@@ -204,7 +233,9 @@ def _find_sensors() -> list[dict[str, Any]]:
     sensors: list[dict[str, Any]] = []
     if _which("tegrastats"):
         sensors.append({"kind": "tegrastats", "path": _which("tegrastats")})
-    hwmon = "/sys/class/hwmon"
+    # EDGEBENCH_SYSFS_ROOT lets tests point discovery at a recorded sysfs tree
+    # (like psutil's PROCFS_PATH); on a board it is unset and this is /sys.
+    hwmon = os.path.join(os.environ.get("EDGEBENCH_SYSFS_ROOT", "/"), "sys/class/hwmon")
     try:
         entries = sorted(os.listdir(hwmon))
     except OSError:
@@ -440,8 +471,7 @@ def torch_input_spec(req: dict[str, Any]) -> tuple[list[list[int | None]], list[
         )
     for shape in shapes:
         if not isinstance(shape, list) or not all(
-            d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1)
-            for d in shape
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape
         ):
             raise AgentFailure(
                 "bad_request",
@@ -544,9 +574,8 @@ class TorchModel(Model):
         except Exception as e:
             raise AgentFailure(
                 "load_failed",
-                "probe run with input_shapes {} and input_dtypes {} failed: {}: {}".format(
-                    input_shapes, input_dtypes, type(e).__name__, e
-                ),
+                f"probe run with input_shapes {input_shapes} and input_dtypes "
+                f"{input_dtypes} failed: {type(e).__name__}: {e}",
             ) from e
         out_names: list[str] = []
         tensors = _flatten_outputs(raw, torch, out_names, "output")
@@ -558,7 +587,7 @@ class TorchModel(Model):
 
     def _arg_names(self, n: int) -> list[str]:
         """forward()'s argument names (the first n after self), input_<i> where unknown."""
-        names = ["input_{}".format(i) for i in range(n)]
+        names = [f"input_{i}" for i in range(n)]
         try:
             args = [a for a in self.module.forward.schema.arguments if a.name != "self"]
         except Exception:
@@ -867,7 +896,9 @@ class Agent:
         threads = _int(req, "threads", None, minimum=1)
         device = req.get("device")
         if device is not None and device not in ("cpu", "cuda"):
-            raise AgentFailure("bad_request", f"device must be 'cpu', 'cuda' or null, not {device!r}")
+            raise AgentFailure(
+                "bad_request", f"device must be 'cpu', 'cuda' or null, not {device!r}"
+            )
         if runtime != "torch" and device not in (None, "cpu"):
             # onnxruntime picks its device through providers; never measure a silent CPU
             # fallback under a "cuda" label.
