@@ -169,3 +169,34 @@ def test_suite_over_ssh_survives_a_board_dying_mid_run(
         statuses = conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         (n_jobs,) = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
     assert statuses == [("done", 12)] and n_jobs == 12
+
+
+from tests.test_ssh import local_pip  # noqa: E402, F401  (fixture: pip sees only local indexes)
+
+
+@pytest.mark.usefixtures("local_pip")
+def test_device_setup_provisions_a_venv_from_carried_wheels(
+    eb: Runner, lab: SSHLab, boards: dict[str, SSHServer], tmp_path: Path
+) -> None:
+    import os
+
+    for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        if key in os.environ:
+            eb.env[key] = os.environ[key]  # type: ignore[attr-defined]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(boards["pi"].known_hosts_line())
+    _add(eb, lab, boards["pi"], "pi", known_hosts, tmp_path)
+    no_facts = eb("device", "setup", "pi", "--package", "six", check=False)
+    assert no_facts.returncode == 2 and "device check pi" in no_facts.stderr
+    eb("device", "check", "pi")
+    eb("device", "setup", "pi", "--package", "six")
+    shown = json.loads(eb("device", "show", "pi", "--json").stdout)
+    venv_python = shown["options"]["python"]
+    assert venv_python.startswith(str(tmp_path / "pi")) and venv_python.endswith("/bin/python")
+    check = subprocess.run(
+        [venv_python, "-c", "import six; print(six.__version__)"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    # The agent now runs under the provisioned venv.
+    facts = json.loads(eb("device", "check", "pi", "--json").stdout)["facts"]
+    assert facts["python_executable"] == venv_python

@@ -204,7 +204,7 @@ def test_client_load_bench_eval_matches_host(
         assert again["outputs_sha256"] == result["outputs_sha256"]
 
 
-def test_raw_load_errors(raw_agent: RawAgent, exported: Exported) -> None:
+def test_raw_load_errors(raw_agent: RawAgent, exported: Exported, tmp_path: Path) -> None:
     import torch
 
     if not torch.cuda.is_available():
@@ -237,6 +237,12 @@ def test_raw_load_errors(raw_agent: RawAgent, exported: Exported) -> None:
     wrong = raw_agent.call("load", **exported.load_fields(input_shapes=[[1, 3, 8, 8]]))
     assert error_kind(wrong) == "load_failed"
     assert error_kind(raw_agent.call("bench")) == "not_loaded"
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a TorchScript archive")
+    bad_file = raw_agent.call(
+        "load", **exported.load_fields(path=str(garbage), sha256=sha256_file(garbage))
+    )
+    assert error_kind(bad_file) == "load_failed"
 
     # Still alive; a good load works, null threads and device included.
     ok = raw_agent.call("load", **exported.load_fields(threads=None, device=None))

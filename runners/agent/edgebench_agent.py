@@ -280,7 +280,8 @@ def sha256_file(path: str) -> str:
 
 
 class Model:
-    """Common face of an onnxruntime session and a LiteRT interpreter."""
+    """Common face of an onnxruntime session, a LiteRT interpreter and a TorchScript
+    module."""
 
     runtime = ""
     version: str | None = None
@@ -569,8 +570,7 @@ class TorchModel(Model):
         rng = np.random.default_rng(0)
         probe = [random_input(rng, d) for d in self.inputs]
         try:
-            with torch.inference_mode():
-                raw = self.module(*[self._to_torch(v) for v in probe])
+            raw = self._forward(probe)
         except Exception as e:
             raise AgentFailure(
                 "load_failed",
@@ -616,16 +616,19 @@ class TorchModel(Model):
             out.append(t.cpu().numpy())
         return out
 
-    def run(self, feed: list[Any]) -> list[Any]:
+    def _forward(self, feed: list[Any]) -> Any:
         torch = self.torch
         with torch.inference_mode():
             raw = self.module(*[self._to_torch(v) for v in feed])
             if self.device == "cuda":
                 # CUDA kernels are queued asynchronously: without this the timed run
                 # would end when the launches are queued, not when the GPU is done,
-                # and latencies would be fiction.
+                # and latencies would be fiction (it also surfaces kernel errors here).
                 torch.cuda.synchronize()
-            return self._to_numpy(_flatten_outputs(raw, torch, [], "output"))
+        return raw
+
+    def run(self, feed: list[Any]) -> list[Any]:
+        return self._to_numpy(_flatten_outputs(self._forward(feed), self.torch, [], "output"))
 
     def describe(self) -> dict[str, Any]:
         d = Model.describe(self)
