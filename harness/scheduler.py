@@ -292,8 +292,21 @@ def _run_job(
     setting = job["setting"]
     m = ctx.suite.measure
     remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
+    extra: dict[str, Any] = {}
+    if setting["runtime"] == "torch":
+        # TorchScript archives do not declare their inputs; the export step recorded them.
+        extra = {
+            "device": setting.get("device", "cpu"),
+            "input_shapes": variant.meta.get("input_shapes"),
+            "input_dtypes": variant.meta.get("input_dtypes"),
+        }
     load = agent.load(
-        remote, artifact.sha256, setting["runtime"], setting["threads"], setting.get("providers")
+        remote,
+        artifact.sha256,
+        setting["runtime"],
+        setting["threads"],
+        setting.get("providers"),
+        **extra,
     )
     sensor = choose_source(options, agent.facts)
     power_request = sampler_request(sensor, options) if sensor else None

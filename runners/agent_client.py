@@ -168,9 +168,11 @@ class AgentClient:
         runtime: str,
         threads: int | None = None,
         providers: list[str] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Load a model already on the device (see Transport.push); the agent checks its
-        hash before loading. Returns init_s, rss_after_load_bytes, inputs, outputs, ..."""
+        hash before loading. Returns init_s, rss_after_load_bytes, inputs, outputs, ...
+        ``extra``: runtime-specific fields (torch: device, input_shapes, input_dtypes)."""
         return self.request(
             "load",
             path=remote_path,
@@ -178,6 +180,7 @@ class AgentClient:
             runtime=runtime,
             threads=threads,
             providers=providers,
+            **extra,
         )
 
     def bench(self, *, timeout: float, **measure: Any) -> dict[str, Any]:

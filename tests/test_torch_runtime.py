@@ -269,3 +269,45 @@ def test_hello_reports_torch_cuda_without_importing_torch() -> None:
     torch_cuda, imported = json.loads(out.stdout.strip().splitlines()[-1])
     assert imported is False
     assert torch_cuda is (torch.version.cuda is not None or torch.version.hip is not None)
+
+
+TORCH_SUITE = """\
+name: torch-cpu
+models:
+  - name: digits_cnn
+    builder: digits_cnn
+    params: {seed: 0, epochs: 15}
+variants:
+  - name: fp32-torchscript
+    recipe: [export_torchscript]
+  - name: fp32-onnx
+    recipe: [export_onnx]
+settings:
+  - {runtime: torch, device: cpu, threads: [1]}
+  - {runtime: onnxruntime, threads: [1]}
+measure: {warmup_runs: 3, warmup_min_s: 0.0, min_runs: 20, min_duration_s: 0.05, repetitions: 2}
+accuracy: {dataset: digits, split: test}
+"""
+
+
+@pytest.mark.slow
+def test_torch_runtime_in_a_suite_matches_onnx_accuracy(eb: Any, tmp_path: Path) -> None:
+    import json
+
+    suite = tmp_path / "torch.yaml"
+    suite.write_text(TORCH_SUITE)
+    eb("device", "add", "local")
+    eb("run", str(suite), "--no-report")
+    runs = json.loads(eb("runs", "list", "--json").stdout)
+    assert (runs[0]["jobs"], runs[0]["done"]) == (2, 2)  # each variant only on its runtime
+    import sqlite3
+
+    db = eb.env["EDGEBENCH_DB"].removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        acc = dict(
+            conn.execute(
+                "SELECT j.runtime, m.value FROM metrics m JOIN jobs j ON j.id = m.job_id"
+                " WHERE m.name = 'accuracy_top1'"
+            ).fetchall()
+        )
+    assert acc["torch"] == acc["onnxruntime"] > 0.9  # same weights, same predictions
