@@ -268,6 +268,11 @@ def _device_worker(
                         level="error" if final else "warning",
                         job_id=job["id"],
                     )
+            # One agent process per job: peak RSS and RSS after load then describe this
+            # variant alone, not the runtimes and arenas earlier jobs left in the process.
+            if agent is not None:
+                agent.close()
+                agent = None
             progress.advance(task)
             progress.advance(overall)
         progress.update(task, status="done")
