@@ -358,20 +358,13 @@ def _run_job(
     if power is not None:
         metrics += power.pop("metrics")
 
-    facts = agent.facts
-    provenance = {
-        "model_sha256": artifact.sha256,
-        "runner_version": agent.hello.get("agent_version"),
-        "runtime": load.get("runtime"),
-        "runtime_version": load.get("runtime_version"),
-        "device_fingerprint": fingerprint(facts),
-        "edgebench_version": __version__,
-        "commit": git_commit(),
-        "controller": platform.node(),
-        "recipe": variant.recipe,
-        "percentiles": stats.PERCENTILE_METHOD,
-        "std_ddof": stats.STD_DDOF,
-    }
+    provenance = _provenance(
+        agent,
+        variant,
+        load.get("runtime"),
+        load.get("runtime_version"),
+        runner_version=agent.hello.get("agent_version"),
+    )
     result = {
         "load": load,
         "bench": {k: v for k, v in bench.items() if k not in ("windows", "power")},
@@ -384,6 +377,29 @@ def _run_job(
     ctx.store.finish_job(
         job["id"], result=result, provenance=provenance, windows=windows, job_metrics=metrics
     )
+
+
+def _provenance(
+    agent: AgentClient,
+    variant: Variant,
+    runtime: str | None,
+    runtime_version: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Everything needed to tell later what exactly produced a job's numbers."""
+    return {
+        "model_sha256": variant.artifact.sha256,
+        "runtime": runtime,
+        "runtime_version": runtime_version,
+        "device_fingerprint": fingerprint(agent.facts),
+        "edgebench_version": __version__,
+        "commit": git_commit(),
+        "controller": platform.node(),
+        "recipe": variant.recipe,
+        "percentiles": stats.PERCENTILE_METHOD,
+        "std_ddof": stats.STD_DDOF,
+        **extra,
+    }
 
 
 def _latency_metrics(head: stats.LatencySummary) -> list[Metric]:
@@ -431,20 +447,14 @@ def _run_trtexec_job(
     gpu = [s.gpu_compute_time.median_s for s in measured.summaries if s.gpu_compute_time]
     if gpu:
         metrics.append(Metric("gpu_compute_median", sorted(gpu)[(len(gpu) - 1) // 2], "s"))
-    provenance = {
-        "model_sha256": artifact.sha256,
-        "runtime": "tensorrt",
-        "runtime_version": measured.trt_version,
-        "runner": "trtexec",
-        "engine": measured.engine,
-        "device_fingerprint": fingerprint(agent.facts),
-        "edgebench_version": __version__,
-        "commit": git_commit(),
-        "controller": platform.node(),
-        "recipe": variant.recipe,
-        "percentiles": stats.PERCENTILE_METHOD,
-        "std_ddof": stats.STD_DDOF,
-    }
+    provenance = _provenance(
+        agent,
+        variant,
+        "tensorrt",
+        measured.trt_version,
+        runner="trtexec",
+        engine=measured.engine,
+    )
     result = {
         "trtexec": {
             "engine": measured.engine,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Workspace:
         return self.home / "reports"
 
 
+@functools.cache
 def git_commit(cwd: Path | None = None) -> str | None:
     """Commit of the edgebench checkout (provenance); None outside a git tree."""
     here = cwd or Path(__file__).resolve().parent

@@ -158,6 +158,11 @@ AllowTcpForwarding yes
 MaxStartups 50
 LogLevel INFO
 Subsystem sftp {self.lab.sftp_server}
+# The test "boards" log in as this machine's user, whose ~/.bashrc may run
+# `pyenv init` (a rehash under a lock). A session killed mid-rehash by the
+# power-cut tests leaves the lock behind and every later login would wait 60 s
+# for it; bound that wait.
+SetEnv PYENV_REHASH_TIMEOUT=1
 """
         )
         argv = [SSHD, "-D", "-e", "-f", str(self.config)]
