@@ -134,3 +134,36 @@ def test_raspberry_pi_pmic_energy_and_throttling_flags(eb: Runner, tmp_path: Pat
     assert metrics["mean_power"] == pytest.approx(expected_w.total_power_w)
     assert "under_voltage_now" in result["throttling"]["flags"]
     assert result["throttling"]["ok"] is False and result["throttling"]["temp_c"] > 0
+
+
+def test_nvidia_gpu_power_from_nvidia_smi(eb: Runner, tmp_path: Path) -> None:
+    """A stand-in nvidia-smi on PATH replays a recorded 2-GPU capture at the requested
+    interval; only GPU 0 (where the model runs) counts."""
+    from devices.power import nvml
+
+    capture = Path(__file__).parent / "data" / "power" / "nvml" / "nvidia_smi_2gpu_lms100.csv"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "nvidia-smi"
+    tool.write_text(
+        "#!/bin/sh\n"
+        "# replays a recording; the interval is the value after -lms (the last argument)\n"
+        'for last; do :; done\npause=$(awk "BEGIN { print $last / 1000 }")\n'
+        'while true; do while IFS= read -r line; do echo "$line"; sleep "$pause"; '
+        f"done < {capture}; done\n"
+    )
+    tool.chmod(0o755)
+    eb.env["PATH"] = f"{bin_dir}:{eb.env['PATH']}"  # type: ignore[attr-defined]
+    suite = tmp_path / "power.yaml"
+    suite.write_text(SUITE)
+    eb("device", "add", "gpu", "--option", "power_interval_ms=20")
+    eb("device", "check", "gpu")
+    eb("run", str(suite), "--no-report")
+    db = eb.env["EDGEBENCH_DB"].removeprefix("sqlite:///")  # type: ignore[attr-defined]
+    with sqlite3.connect(db) as conn:
+        metrics = dict(conn.execute("SELECT name, value FROM metrics").fetchall())
+        result = json.loads(conn.execute("SELECT result FROM jobs").fetchone()[0])
+    gpu0 = [s.power_w for s in nvml.parse_csv(capture.read_text()).records if s.gpu_index == 0]
+    assert result["power"]["source"] == "nvidia_smi" and result["power"]["rail"] == "GPU0 board"
+    assert result["power"]["skipped_readings"] == 0
+    assert min(gpu0) <= metrics["mean_power"] <= max(gpu0)

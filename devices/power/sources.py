@@ -101,6 +101,8 @@ def parse_readings(kind: str, readings: Sequence[Sequence[Any]]) -> PowerSeries:
         except (ParseError, ValueError):
             skipped += 1
             continue
+        if parsed is _OTHER_GPU:
+            continue  # nvidia-smi reports every GPU; the model runs on GPU 0
         if parsed is None:
             skipped += 1
             continue
@@ -113,13 +115,19 @@ def parse_readings(kind: str, readings: Sequence[Sequence[Any]]) -> PowerSeries:
     return PowerSeries(kind, rail, samples, skipped)
 
 
-def _parse_one(kind: str, text: str) -> tuple[str, float] | None:
+_OTHER_GPU: Any = object()
+
+
+def _parse_one(kind: str, text: str) -> Any:
+    """(rail, watts), None for an unusable reading, or _OTHER_GPU."""
     if kind == "tegrastats":
         total = tegrastats.total_input_rail(tegrastats.parse_line(text))
         return None if total is None else (total.rail, total.instant_mw / 1000.0)
     if kind == "nvidia_smi":
         sample = nvml.parse_line(text)
-        return None if sample.power_w is None else (f"GPU{sample.gpu_index} board", sample.power_w)
+        if sample.gpu_index != 0:
+            return _OTHER_GPU
+        return None if sample.power_w is None else ("GPU0 board", sample.power_w)
     if kind == "rpi_pmic":
         return rpi.TOTAL_RAIL_NAME, rpi.parse_pmic_read_adc(text).total_power_w
     if kind == "ina3221":
