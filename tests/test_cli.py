@@ -208,6 +208,9 @@ def test_interrupted_run_resumes_without_repeating_jobs(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # A shell that started this test run in the background ignores SIGINT, and
+        # children inherit that; a user at a terminal has the default, so restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_for_done_jobs(eb, proc, at_least=2)
     if how == "sigkill":
