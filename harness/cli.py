@@ -115,6 +115,7 @@ def device_add(
     replace: Annotated[bool, typer.Option(help="Replace a device of the same name.")] = False,
 ) -> None:
     """Register a device."""
+    from devices.errors import DeviceError
     from devices.transport import DeviceConfig, make_transport, transport_names
 
     if transport not in transport_names():
@@ -135,7 +136,10 @@ def device_add(
     if store.get_device(name) is not None and not replace:
         raise UsageError(f"device {name!r} already exists (use --replace)")
     config = DeviceConfig(name=name, transport=transport, address=address, options=options)
-    checker = make_transport(config, ws.home)  # validates address and options; no connection
+    try:
+        checker = make_transport(config, ws.home)  # validates address and options; no connection
+    except DeviceError as e:
+        raise UsageError(str(e)) from None  # a typo in the address is a usage mistake
     if trust_on_first_use:
         # Connect once with TOFU so the key is recorded now, visibly; the option itself is
         # not stored, so a lost known_hosts file later is refused, not silently re-trusted.
