@@ -29,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from devices.errors import DeviceError, TransportError
+from devices.errors import AgentError, DeviceError, TransportError
 from devices.power import rpi
 from devices.power.energy import window_energy
 from devices.power.sources import (
@@ -329,14 +329,7 @@ def _run_job(
     summary = stats.summarize_windows(windows)
     head = summary.headline
 
-    accuracy: dict[str, Any] | None = None
-    acc_spec = ctx.suite.accuracy
-    dataset_name = acc_spec.dataset if acc_spec else variant.dataset
-    if dataset_name:
-        x, y = load_dataset(dataset_name).split(acc_spec.split if acc_spec else "test")
-        if acc_spec and acc_spec.limit:
-            x, y = x[: acc_spec.limit], (y[: acc_spec.limit] if y is not None else None)
-        accuracy = agent.evaluate(np.ascontiguousarray(x), y)
+    accuracy = _evaluate(ctx, variant, agent)
 
     metrics = _latency_metrics(head) + [
         Metric("init", load.get("init_s"), "s"),
@@ -372,7 +365,7 @@ def _run_job(
         "throttling": throttling,
         "window_durations_s": [w.get("duration_s") for w in bench["windows"]],
         "summary": summary.to_dict(),
-        "accuracy": {k: v for k, v in (accuracy or {}).items() if k != "outputs"} or None,
+        "accuracy": accuracy,
     }
     ctx.store.finish_job(
         job["id"], result=result, provenance=provenance, windows=windows, job_metrics=metrics
@@ -444,6 +437,14 @@ def _run_trtexec_job(
     metrics = _latency_metrics(summary.headline) + [
         Metric("file_size", artifact.size_bytes, "bytes"),
     ]
+    accuracy, accuracy_note = _engine_accuracy(
+        ctx, variant, agent, transport, measured.engine, job["setting"].get("precision", "fp32")
+    )
+    if accuracy is not None and accuracy.get("top1") is not None:
+        metrics += [
+            Metric("accuracy_top1", accuracy["top1"], "ratio"),
+            Metric("accuracy_n", accuracy["count"], "count"),
+        ]
     gpu = [s.gpu_compute_time.median_s for s in measured.summaries if s.gpu_compute_time]
     if gpu:
         metrics.append(Metric("gpu_compute_median", sorted(gpu)[(len(gpu) - 1) // 2], "s"))
@@ -464,7 +465,8 @@ def _run_trtexec_job(
             "throughput_qps": [s.throughput_qps for s in measured.summaries],
         },
         "summary": summary.to_dict(),
-        "note": "accuracy is not measured through trtexec",
+        "accuracy": accuracy,
+        "note": accuracy_note,
     }
     ctx.store.finish_job(
         job["id"],
@@ -473,6 +475,44 @@ def _run_trtexec_job(
         windows=measured.windows,
         job_metrics=metrics,
     )
+
+
+def _evaluate(ctx: RunContext, variant: Variant, agent: AgentClient) -> dict[str, Any] | None:
+    """Top-1 accuracy on the suite's split, computed by the agent with the loaded model."""
+    acc_spec = ctx.suite.accuracy
+    dataset_name = acc_spec.dataset if acc_spec else variant.dataset
+    if not dataset_name:
+        return None
+    x, y = load_dataset(dataset_name).split(acc_spec.split if acc_spec else "test")
+    if acc_spec and acc_spec.limit:
+        x, y = x[: acc_spec.limit], (y[: acc_spec.limit] if y is not None else None)
+    result = agent.evaluate(np.ascontiguousarray(x), y)
+    return {k: v for k, v in result.items() if k != "outputs"}
+
+
+def _engine_accuracy(
+    ctx: RunContext,
+    variant: Variant,
+    agent: AgentClient,
+    transport: Any,
+    engine: str,
+    precision: str,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Accuracy of the TensorRT engine itself, through the TensorRT Python API in the
+    agent where the board has it (trtexec cannot compute accuracy). Timing stays
+    trtexec's: the Python path adds copies and interpreter overhead."""
+    if precision == "int8":
+        return None, "int8 engine built without a calibration cache: accuracy not measured"
+    sha = transport.remote_sha256(engine)
+    try:
+        load = agent.load(engine, sha, "tensorrt", device="cuda")
+    except AgentError as e:
+        if e.kind in ("missing_runtime", "load_failed"):
+            return None, f"accuracy not measured: {e}"
+        raise
+    if load.get("io_memory") != "torch_cuda":
+        return None, "accuracy not measured: the TensorRT Python API is not backed by CUDA"
+    return _evaluate(ctx, variant, agent), None
 
 
 def _pi_throttling(transport: Any, facts: dict[str, Any]) -> dict[str, Any] | None:

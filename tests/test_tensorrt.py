@@ -96,9 +96,13 @@ def test_trtexec_engine_built_once_and_every_latency_stored(eb: Runner, tmp_path
         ns = [n for (n,) in conn.execute("SELECT n FROM samples ORDER BY job_id, repetition")]
         p50 = conn.execute("SELECT value FROM metrics WHERE name = 'latency_p50'").fetchall()
         provenance = json.loads(conn.execute("SELECT provenance FROM jobs").fetchone()[0])
+        result = json.loads(conn.execute("SELECT result FROM jobs").fetchone()[0])
     assert ns == [len(raw)] * 4
     assert p50[0][0] == sorted(raw)[(len(raw) + 1) // 2 - 1]
     assert provenance["runtime_version"] == "10.3.0" and provenance["engine"].endswith(".engine")
+    # No TensorRT Python API on this controller: accuracy is not invented, and says why.
+    assert result["accuracy"] is None
+    assert result["note"].startswith("accuracy not measured") and "tensorrt" in result["note"]
 
 
 def test_missing_trtexec_fails_the_job_with_a_clear_error(eb: Runner, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ _RUNTIME_DISTS = (
     ("tflite_runtime", ("tflite-runtime",)),
     ("tensorflow", ("tensorflow", "tensorflow-cpu")),
     ("torch", ("torch",)),
+    ("tensorrt", ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-cu13")),
     ("numpy", ("numpy",)),
 )
 
@@ -280,8 +281,8 @@ def sha256_file(path: str) -> str:
 
 
 class Model:
-    """Common face of an onnxruntime session, a LiteRT interpreter and a TorchScript
-    module."""
+    """Common face of an onnxruntime session, a LiteRT interpreter, a TorchScript
+    module and a TensorRT engine."""
 
     runtime = ""
     version: str | None = None
@@ -639,6 +640,263 @@ class TorchModel(Model):
         return d
 
 
+# --------------------------------------------------------------------------- TensorRT
+
+
+class _TorchCudaMemory:
+    """I/O buffers of a TensorRT engine as torch CUDA tensors: the device memory used on
+    real boards. TensorRT's Python API runs on device pointers but allocates none; the
+    CUDA torch that JetPack images usually carry gives allocation, copies and a stream
+    without pycuda or cuda-python."""
+
+    kind = "torch_cuda"
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+        # A stream of our own: torch's current stream is by default the legacy default
+        # stream (handle 0), on which TensorRT's enqueueV3 adds synchronizations of its
+        # own (and warns), which would distort the latencies.
+        self.stream = torch.cuda.Stream()
+        self.stream_handle = int(self.stream.cuda_stream)
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        torch = self.torch
+        torch_dtype = torch.from_numpy(_np().zeros(0, dtype=dtype)).dtype
+        with torch.cuda.stream(self.stream):
+            return torch.empty(shape, dtype=torch_dtype, device="cuda")
+
+    def address(self, buf: Any) -> int:
+        return int(buf.data_ptr())
+
+    def upload(self, buf: Any, value: Any) -> None:
+        if not value.flags.writeable:
+            value = value.copy()  # torch.from_numpy warns on read-only arrays
+        with self.torch.cuda.stream(self.stream):
+            buf.copy_(self.torch.from_numpy(value))
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def download(self, buf: Any) -> Any:
+        with self.torch.cuda.stream(self.stream):
+            return buf.cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {"cuda_device_name": self.torch.cuda.get_device_name()}
+
+
+class _HostMemoryForTests:
+    """TEST ONLY: numpy arrays in host memory posing as device memory, their addresses
+    as the "device pointers", no stream. Used only when the imported ``tensorrt`` is
+    edgebench's test stand-in (tests/fake_tensorrt, which sets ``EDGEBENCH_FAKE``); real
+    TensorRT would take these host addresses for device pointers. This path lets the
+    tests drive TensorRTModel and the protocol on machines without a GPU; it verifies
+    nothing about real TensorRT or about _TorchCudaMemory."""
+
+    kind = "host_numpy_test_only"
+    stream_handle = 0
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        return _np().zeros(shape, dtype=dtype)
+
+    def address(self, buf: Any) -> int:
+        return int(buf.ctypes.data)
+
+    def upload(self, buf: Any, value: Any) -> None:
+        buf[...] = value
+
+    def synchronize(self) -> None:
+        pass
+
+    def download(self, buf: Any) -> Any:
+        return buf.copy()
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+def _import_tensorrt() -> tuple[Any, Any]:
+    """(tensorrt module, I/O memory), or missing_runtime naming everything missing."""
+    missing = []
+    trt: Any = None
+    try:
+        import tensorrt as trt
+    except (ImportError, OSError) as e:
+        missing.append(f"tensorrt (the TensorRT Python API) is not importable: {e}")
+    if trt is not None:
+        version = getattr(trt, "__version__", None)
+        needed = (
+            (getattr(trt, "ICudaEngine", None), "num_io_tensors"),
+            (getattr(trt, "IExecutionContext", None), "set_input_shape"),
+            (getattr(trt, "IExecutionContext", None), "set_tensor_address"),
+            (getattr(trt, "IExecutionContext", None), "execute_async_v3"),
+        )
+        if not all(cls is not None and hasattr(cls, attr) for cls, attr in needed):
+            raise AgentFailure(
+                "missing_runtime",
+                f"TensorRT {version} lacks the name-based API (num_io_tensors, "
+                "set_tensor_address, execute_async_v3) of TensorRT >= 8.5; time this "
+                "engine with trtexec instead",
+            )
+        if getattr(trt, "EDGEBENCH_FAKE", False):
+            log(f"tensorrt {version} is edgebench's TEST STAND-IN: host memory, no GPU")
+            return trt, _HostMemoryForTests()
+    torch: Any = None
+    try:
+        import torch
+    except (ImportError, OSError) as e:
+        missing.append(f"torch (for device memory and a CUDA stream) is not importable: {e}")
+    if torch is not None and not torch.cuda.is_available():
+        missing.append(
+            "torch {} has no usable CUDA device (torch.cuda.is_available() is false, "
+            "built with CUDA {})".format(
+                getattr(torch, "__version__", None), getattr(torch.version, "cuda", None) or "no"
+            )
+        )
+    if missing:
+        raise AgentFailure(
+            "missing_runtime",
+            "runtime 'tensorrt' needs the TensorRT Python API and torch with CUDA: "
+            + "; ".join(missing),
+        )
+    return trt, _TorchCudaMemory(torch)
+
+
+class TensorRTModel(Model):
+    """A serialized TensorRT engine (as trtexec --saveEngine writes it), run with the
+    TensorRT Python API's name-based calls (TensorRT >= 8.5): one buffer per I/O tensor,
+    bound once with set_tensor_address, then execute_async_v3 per run."""
+
+    runtime = "tensorrt"
+
+    def __init__(self, path: str) -> None:
+        np = _np()
+        trt, memory = _import_tensorrt()
+        self.trt = trt
+        self.memory = memory
+        self.version = getattr(trt, "__version__", None)
+        self.logger = trt.Logger(trt.Logger.WARNING)  # TensorRT's own messages -> stderr
+        self.trt_runtime = trt.Runtime(self.logger)
+        with open(path, "rb") as f:
+            blob = f.read()
+        try:
+            engine = self.trt_runtime.deserialize_cuda_engine(blob)
+        except Exception as e:
+            raise AgentFailure(
+                "load_failed", f"TensorRT {self.version} cannot deserialize {path}: {e}"
+            ) from e
+        if engine is None:
+            raise AgentFailure(
+                "load_failed",
+                f"TensorRT {self.version} cannot deserialize {path} (an engine loads only "
+                "with the TensorRT version and GPU that built it; TensorRT's message is in "
+                "the agent's stderr)",
+            )
+        self.engine = engine
+        context = engine.create_execution_context()
+        if context is None:
+            raise AgentFailure("load_failed", f"TensorRT cannot create a context for {path}")
+        self.context = context
+        self.inputs = []
+        self.outputs = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            trt_dtype = engine.get_tensor_dtype(name)
+            try:
+                np_type = trt.nptype(trt_dtype)
+            except Exception:
+                np_type = None
+            if np_type is None:
+                raise AgentFailure(
+                    "load_failed", f"I/O tensor {name} has type {trt_dtype}, which numpy lacks"
+                )
+            desc = {
+                "name": name,
+                "shape": [int(d) if int(d) >= 0 else None for d in engine.get_tensor_shape(name)],
+                "dtype": np.dtype(np_type).name,
+                "quant": None,  # trtexec keeps float I/O unless told --inputIOFormats
+            }
+            mode = engine.get_tensor_mode(name)
+            if mode == trt.TensorIOMode.INPUT:
+                self.inputs.append(desc)
+            elif mode == trt.TensorIOMode.OUTPUT:
+                self.outputs.append(desc)
+        self._buffers: dict[str, Any] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        # Every buffer is allocated here, once. A dynamic dimension is bound as 1, which
+        # is what bench and eval feed (see random_input and op_eval); another shape
+        # later re-binds, outside the steady state that bench times.
+        for d in self.inputs:
+            self._bind_input(d, tuple(concrete_shape(d["shape"])), "load_failed")
+        self._bind_outputs("load_failed")
+
+    def _bind_input(self, desc: dict[str, Any], shape: tuple[int, ...], kind: str) -> None:
+        name = desc["name"]
+        if not self.context.set_input_shape(name, shape):
+            try:
+                low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+                allowed = f"profile 0 allows {list(low)} to {list(high)}"
+            except Exception:
+                allowed = "engine shape {}".format(desc["shape"])
+            raise AgentFailure(
+                kind, f"TensorRT refused shape {list(shape)} for input {name} ({allowed})"
+            )
+        self._bind(name, shape, desc["dtype"])
+
+    def _bind_outputs(self, kind: str) -> None:
+        for d in self.outputs:
+            shape = tuple(int(x) for x in self.context.get_tensor_shape(d["name"]))
+            if any(x < 0 for x in shape):
+                raise AgentFailure(
+                    kind,
+                    "output {} has a data-dependent shape {}, not supported".format(
+                        d["name"], list(shape)
+                    ),
+                )
+            if shape != self._shapes.get(d["name"]):
+                self._bind(d["name"], shape, d["dtype"])
+
+    def _bind(self, name: str, shape: tuple[int, ...], dtype: str) -> None:
+        buf = self.memory.empty(shape, dtype)
+        if not self.context.set_tensor_address(name, self.memory.address(buf)):
+            raise AgentFailure("runtime_error", f"TensorRT refused the buffer for {name}")
+        self._buffers[name] = buf  # keeps the memory alive while TensorRT points at it
+        self._shapes[name] = shape
+
+    def run(self, feed: list[Any]) -> list[Any]:
+        memory = self.memory
+        reshaped = False
+        for i, value in enumerate(feed):
+            desc = self.inputs[i]
+            if tuple(value.shape) != self._shapes[desc["name"]]:
+                self._bind_input(desc, tuple(int(x) for x in value.shape), "bad_request")
+                reshaped = True
+        if reshaped:
+            self._bind_outputs("bad_request")
+        for i, value in enumerate(feed):
+            memory.upload(self._buffers[self.inputs[i]["name"]], value)
+        if not self.context.execute_async_v3(memory.stream_handle):
+            raise AgentFailure("runtime_error", "TensorRT execute_async_v3 failed (see stderr)")
+        # execute_async_v3 only queues the work on the stream. Waiting for it here,
+        # inside the timed run, makes a latency sample cover the inference itself and
+        # not just its launch (and surfaces this run's errors here).
+        memory.synchronize()
+        return [memory.download(self._buffers[d["name"]]) for d in self.outputs]
+
+    def __del__(self) -> None:
+        # Release in dependency order (context, its buffers, engine, runtime) rather
+        # than in attribute order, which would drop the runtime first.
+        for attr in ("context", "_buffers", "engine", "trt_runtime"):
+            self.__dict__.pop(attr, None)
+
+    def describe(self) -> dict[str, Any]:
+        d = Model.describe(self)
+        d["device"] = "cuda"
+        d["io_memory"] = self.memory.kind
+        d.update(self.memory.describe())
+        return d
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -891,10 +1149,10 @@ class Agent:
             raise AgentFailure("bad_request", "load needs a 'path' string")
         if not isinstance(expected, str) or not expected:
             raise AgentFailure("bad_request", "load needs a 'sha256' string")
-        if runtime not in ("onnxruntime", "litert", "torch"):
+        if runtime not in ("onnxruntime", "litert", "torch", "tensorrt"):
             raise AgentFailure(
                 "bad_request",
-                f"runtime must be 'onnxruntime', 'litert' or 'torch', not {runtime!r}",
+                f"runtime must be 'onnxruntime', 'litert', 'torch' or 'tensorrt', not {runtime!r}",
             )
         threads = _int(req, "threads", None, minimum=1)
         device = req.get("device")
@@ -902,7 +1160,13 @@ class Agent:
             raise AgentFailure(
                 "bad_request", f"device must be 'cpu', 'cuda' or null, not {device!r}"
             )
-        if runtime != "torch" and device not in (None, "cpu"):
+        if runtime == "tensorrt":
+            if device not in (None, "cuda"):
+                # An engine runs on the GPU that built it; there is no CPU fallback.
+                raise AgentFailure(
+                    "bad_request", f"runtime 'tensorrt' runs on 'cuda' only, not {device!r}"
+                )
+        elif runtime != "torch" and device not in (None, "cpu"):
             # onnxruntime picks its device through providers; never measure a silent CPU
             # fallback under a "cuda" label.
             raise AgentFailure(
@@ -933,6 +1197,8 @@ class Agent:
         elif runtime == "torch":
             assert torch_inputs is not None
             model = TorchModel(path, threads, device or "cpu", *torch_inputs)
+        elif runtime == "tensorrt":
+            model = TensorRTModel(path)  # threads do not apply to a GPU engine
         else:
             model = LiteRTModel(path, threads)
         init_s = time.perf_counter() - t0
