@@ -11,7 +11,6 @@ import ast
 import base64
 import hashlib
 import importlib.util
-import json
 import os
 import signal
 import sys
@@ -26,10 +25,11 @@ import numpy as np
 import pytest
 
 from devices.errors import AgentError, TransportError, TransportTimeout
-from devices.local import LocalProcess, LocalTransport
+from devices.local import LocalTransport
 from devices.transport import DeviceConfig, sha256_file
 from runners import agent_client
 from runners.agent_client import AGENT_PATH, AgentClient
+from tests.rawagent import RawAgent
 
 # Tiny timing parameters: these tests check the protocol, not the numbers.
 FAST_BENCH = {
@@ -106,26 +106,6 @@ def reference_outputs(models: Models, runtime: str, x: np.ndarray) -> np.ndarray
 
     with torch.no_grad():
         return models.torch_model(torch.from_numpy(x)).numpy()
-
-
-class RawAgent:
-    """The agent file as a plain subprocess; every read has a timeout so nothing hangs."""
-
-    def __init__(self, cwd: Path) -> None:
-        self.proc = LocalProcess([sys.executable, "-u", str(AGENT_PATH)], str(cwd), "raw")
-        self._id = 0
-
-    def send_line(self, line: str) -> dict[str, Any]:
-        self.proc.write_line(line)
-        reply = self.proc.read_line(timeout=60)
-        assert reply is not None, f"agent exited; stderr:\n{self.proc.stderr_tail()}"
-        return json.loads(reply)
-
-    def call(self, op: str, **fields: Any) -> dict[str, Any]:
-        self._id += 1
-        reply = self.send_line(json.dumps({"id": self._id, "op": op, **fields}))
-        assert reply["id"] == self._id
-        return reply
 
 
 @pytest.fixture

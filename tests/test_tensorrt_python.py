@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from devices.local import LocalProcess, LocalTransport
+from devices.local import LocalTransport
 from devices.transport import DeviceConfig, sha256_file
-from runners.agent_client import AGENT_PATH, AgentClient
+from runners.agent_client import AgentClient
+from tests.rawagent import RawAgent
 
 FAKE_DIR = Path(__file__).resolve().parent / "fake_tensorrt"
 FAKE_VERSION = "10.0.0+edgebench.fake"
@@ -91,28 +91,6 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch) -> None:
     """Agents started from here on import the stand-in as ``tensorrt``."""
     monkeypatch.setenv("PYTHONPATH", str(FAKE_DIR))
     monkeypatch.delenv("EDGEBENCH_FAKE_TRT_POSE_AS_REAL", raising=False)
-
-
-class RawAgent:
-    """The agent file as a bare subprocess speaking JSON lines (cf. tests/test_agent.py)."""
-
-    def __init__(self, cwd: Path) -> None:
-        self.proc = LocalProcess([sys.executable, "-u", str(AGENT_PATH)], str(cwd), "raw")
-        self._id = 0
-
-    def call(self, op: str, **fields: Any) -> dict[str, Any]:
-        self._id += 1
-        self.proc.write_line(json.dumps({"id": self._id, "op": op, **fields}))
-        line = self.proc.read_line(timeout=60)
-        assert line is not None, f"agent exited; stderr:\n{self.proc.stderr_tail()}"
-        reply = json.loads(line)
-        assert reply["id"] == self._id
-        return reply
-
-    def ok(self, op: str, **fields: Any) -> dict[str, Any]:
-        reply = self.call(op, **fields)
-        assert reply["ok"] is True, reply
-        return reply["result"]
 
 
 def start_agent(tmp_path: Path) -> Iterator[RawAgent]:

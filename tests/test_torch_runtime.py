@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 
 from devices.errors import AgentError
-from devices.local import LocalProcess, LocalTransport
+from devices.local import LocalTransport
 from devices.transport import DeviceConfig, sha256_file
 from runners.agent_client import AGENT_PATH, AgentClient
 from suites.datasets import load_dataset
 from suites.errors import BuildError
 from suites.schema import VariantSpec
+from tests.rawagent import RawAgent
 
 FAST_BENCH = {
     "warmup_runs": 3,
@@ -71,23 +72,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
 def digits() -> tuple[np.ndarray, np.ndarray]:
     data = load_dataset("digits")
     return data.test_x[:N_SAMPLES], data.test_y[:N_SAMPLES]
-
-
-class RawAgent:
-    """The agent file as a bare subprocess speaking JSON lines (cf. tests/test_agent.py)."""
-
-    def __init__(self, cwd: Path) -> None:
-        self.proc = LocalProcess([sys.executable, "-u", str(AGENT_PATH)], str(cwd), "raw")
-        self._id = 0
-
-    def call(self, op: str, **fields: Any) -> dict[str, Any]:
-        self._id += 1
-        self.proc.write_line(json.dumps({"id": self._id, "op": op, **fields}))
-        line = self.proc.read_line(timeout=60)
-        assert line is not None, f"agent exited; stderr:\n{self.proc.stderr_tail()}"
-        reply = json.loads(line)
-        assert reply["id"] == self._id
-        return reply
 
 
 @pytest.fixture
