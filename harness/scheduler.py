@@ -340,11 +340,7 @@ def _run_job(
         Metric("rss_after_load", load.get("rss_after_load_bytes"), "bytes"),
         Metric("file_size", artifact.size_bytes, "bytes"),
     ]
-    if accuracy is not None and accuracy.get("top1") is not None:
-        metrics += [
-            Metric("accuracy_top1", accuracy["top1"], "ratio"),
-            Metric("accuracy_n", accuracy["count"], "count"),
-        ]
+    metrics += _accuracy_metrics(accuracy)
 
     throttling = _pi_throttling(transport, agent.facts)
     power = _power(bench, sensor) if sensor else None
@@ -440,11 +436,7 @@ def _run_trtexec_job(
     accuracy, accuracy_note = _engine_accuracy(
         ctx, variant, agent, transport, measured.engine, job["setting"].get("precision", "fp32")
     )
-    if accuracy is not None and accuracy.get("top1") is not None:
-        metrics += [
-            Metric("accuracy_top1", accuracy["top1"], "ratio"),
-            Metric("accuracy_n", accuracy["count"], "count"),
-        ]
+    metrics += _accuracy_metrics(accuracy)
     gpu = [s.gpu_compute_time.median_s for s in measured.summaries if s.gpu_compute_time]
     if gpu:
         metrics.append(Metric("gpu_compute_median", sorted(gpu)[(len(gpu) - 1) // 2], "s"))
@@ -475,6 +467,15 @@ def _run_trtexec_job(
         windows=measured.windows,
         job_metrics=metrics,
     )
+
+
+def _accuracy_metrics(accuracy: dict[str, Any] | None) -> list[Metric]:
+    if accuracy is None or accuracy.get("top1") is None:
+        return []  # no labels, or not measured
+    return [
+        Metric("accuracy_top1", accuracy["top1"], "ratio"),
+        Metric("accuracy_n", accuracy["count"], "count"),
+    ]
 
 
 def _evaluate(ctx: RunContext, variant: Variant, agent: AgentClient) -> dict[str, Any] | None:
