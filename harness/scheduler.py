@@ -418,6 +418,8 @@ def _run_trtexec_job(
     m = ctx.suite.measure
     remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
     runner = TrtexecRunner(transport, agent.facts)
+    sensor = choose_source(transport.device.options, agent.facts)
+    power_request = sampler_request(sensor, transport.device.options) if sensor else None
     measured = runner.measure(
         remote,
         artifact.sha256,
@@ -428,11 +430,31 @@ def _run_trtexec_job(
         min_duration_s=m.min_duration_s,
         warmup_min_s=m.warmup_min_s,
         job_tag=f"job{job['id']}",
+        power=power_request,
     )
     summary = stats.summarize_windows(measured.windows)
     metrics = _latency_metrics(summary.headline) + [
         Metric("file_size", artifact.size_bytes, "bytes"),
     ]
+    power = None
+    if sensor and measured.power and measured.spans:
+        as_bench = {
+            "power": measured.power,
+            "windows": [
+                {"t0_s": t0, "t1_s": t1, "samples_s": w}
+                for (t0, t1), w in zip(measured.spans, measured.windows, strict=True)
+            ],
+        }
+        power = _power(as_bench, sensor)
+        if power is not None:
+            metrics += power.pop("metrics")
+            power["clock"] = measured.power["clock"]
+    elif sensor:
+        power = {
+            "source": sensor["kind"],
+            "note": "only streaming sensors (tegrastats,"
+            " nvidia-smi) are sampled during trtexec runs",
+        }
     accuracy, accuracy_note = _engine_accuracy(
         ctx, variant, agent, transport, measured.engine, job["setting"].get("precision", "fp32")
     )
@@ -457,6 +479,7 @@ def _run_trtexec_job(
             "throughput_qps": [s.throughput_qps for s in measured.summaries],
         },
         "summary": summary.to_dict(),
+        "power": power,
         "accuracy": accuracy,
         "note": accuracy_note,
     }

@@ -11,17 +11,20 @@ transport quotes them.
 from __future__ import annotations
 
 import posixpath
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from devices.errors import CommandError, DeviceError
-from devices.transport import Transport
+from devices.transport import RemoteProcess, Transport
 from runners.trtexec import (
     JETSON_TRTEXEC,
     TrtexecResult,
     build_engine_argv,
     engine_cache_key,
     parse_export_times,
+    parse_export_trace,
     parse_trtexec_log,
     time_engine_argv,
     trt_version_from_text,
@@ -38,6 +41,48 @@ class TrtexecWindows:
     engine_built: bool
     trt_version: str
     build_log_tail: str | None
+    # Where each run's inferences lay on the controller's clock, and the sensor
+    # readings taken meanwhile (same shape as the agent's bench "power" reply).
+    spans: list[tuple[float, float]] | None = None
+    power: dict[str, Any] | None = None
+
+
+def inference_span_s(records: list[dict[str, float]]) -> float:
+    """Time from the first inference's start to the last one's end in an
+    --exportTimes trace (TRT 8+: startEnqMs..endD2hMs; TRT 7: startInMs..endOutMs)."""
+    starts = [v for r in records for k, v in r.items() if k.startswith("start")]
+    ends = [v for r in records for k, v in r.items() if k.startswith("end") and k != "endToEndMs"]
+    return (max(ends) - min(starts)) / 1000.0 if starts and ends else 0.0
+
+
+class HostStampedStream:
+    """A sensor tool (tegrastats, nvidia-smi) started on the device for the length of
+    the trtexec runs, each line stamped on arrival at the controller: trtexec runs
+    outside the agent, so the agent's own sampler cannot cover it."""
+
+    def __init__(self, transport: Transport, argv: list[str]) -> None:
+        self.readings: list[list[Any]] = []
+        self.errors: list[str] = []
+        self._proc: RemoteProcess = transport.spawn(argv)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            try:
+                line = self._proc.read_line(timeout=1.0)
+            except DeviceError:
+                continue  # no line this second; the tool may print slower than that
+            if line is None:
+                self.errors.append(f"sensor tool exited: {self._proc.stderr_tail()[-200:]}")
+                return
+            self.readings.append([time.monotonic(), line])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._proc.terminate()
+        self._thread.join(timeout=5)
 
 
 class TrtexecRunner:
@@ -89,7 +134,10 @@ class TrtexecRunner:
         min_duration_s: float,
         warmup_min_s: float,
         job_tag: str,
+        power: dict[str, Any] | None = None,
     ) -> TrtexecWindows:
+        """Build (once) and time the engine. ``power``: the agent-style sampler request
+        of the device's sensor; only streaming tools can run alongside trtexec."""
         version = self.version()
         major = int(version.split(".")[0])
         workdir = self.transport.workdir
@@ -108,22 +156,51 @@ class TrtexecRunner:
             )
             self._run(["mv", "-f", partial, engine], 60)  # never leave half an engine
             built, build_tail = True, out[-4000:]
-        windows, summaries = [], []
+        windows, summaries, spans = [], [], []
         times_dir = posixpath.join(workdir, "runs")
         self._run(["mkdir", "-p", times_dir], 60)
-        for rep in range(repetitions):
-            times = posixpath.join(times_dir, f"{job_tag}-{rep}.json")
-            argv = time_engine_argv(
-                engine,
-                iterations=min_runs,
-                warmup_ms=warmup_min_s * 1000.0,
-                duration_s=min_duration_s,
-                avg_runs=1,
-                export_times=times,
-                trtexec=self.trtexec,
-            )
-            log = self._run(argv, timeout=max(120.0, 20 * min_duration_s + 60))
-            summaries.append(parse_trtexec_log(log))
-            windows.append(parse_export_times(self._run(["cat", times], 60)))
-            self._run(["rm", "-f", times], 60)
-        return TrtexecWindows(windows, summaries, engine, built, version, build_tail)
+        stream = idle = None
+        if power is not None and power.get("mode") == "stream":
+            stream = HostStampedStream(self.transport, power["argv"])
+            idle_t0 = time.monotonic()
+            time.sleep(float(power.get("idle_s", 1.0)))  # engine on disk, GPU idle
+            idle = [idle_t0, time.monotonic()]
+        try:
+            for rep in range(repetitions):
+                times = posixpath.join(times_dir, f"{job_tag}-{rep}.json")
+                log = self._run(
+                    time_engine_argv(
+                        engine,
+                        iterations=min_runs,
+                        warmup_ms=warmup_min_s * 1000.0,
+                        duration_s=min_duration_s,
+                        avg_runs=1,
+                        export_times=times,
+                        trtexec=self.trtexec,
+                    ),
+                    timeout=max(120.0, 20 * min_duration_s + 60),
+                )
+                ended = time.monotonic()
+                summaries.append(parse_trtexec_log(log))
+                trace = self._run(["cat", times], 60)
+                windows.append(parse_export_times(trace))
+                # The inferences end just before trtexec exits (it then only prints its
+                # summary), so the window is placed to end when the process returned.
+                spans.append((ended - inference_span_s(parse_export_trace(trace)), ended))
+                self._run(["rm", "-f", times], 60)
+        finally:
+            if stream is not None:
+                stream.stop()
+        power_reply = None
+        if stream is not None:
+            power_reply = {
+                "mode": "stream",
+                "interval_ms": power.get("interval_ms") if power else None,
+                "idle": idle,
+                "readings": stream.readings,
+                "errors": stream.errors,
+                "clock": "controller monotonic; windows aligned to the end of each trtexec run",
+            }
+        return TrtexecWindows(
+            windows, summaries, engine, built, version, build_tail, spans, power_reply
+        )

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.trtexec import parse_export_times
+from runners.tensorrt import inference_span_s
+from runners.trtexec import parse_export_times, parse_export_trace
 from tests.conftest import Runner
 
 pytestmark = pytest.mark.slow
@@ -41,6 +42,8 @@ if "--saveEngine" in args:
     sys.exit(0)
 if "--loadEngine" in args:
     assert pathlib.Path(args["--loadEngine"]).read_bytes().startswith(b"ENGINE")
+    import time
+    time.sleep({run_s})  # as long as the recorded inferences took
     pathlib.Path(args["--exportTimes"]).write_text(pathlib.Path({times!r}).read_text())
     print(pathlib.Path({time_log!r}).read_text())
     sys.exit(0)
@@ -63,19 +66,25 @@ measure: {warmup_min_s: 0.2, min_runs: 100, min_duration_s: 1.0, repetitions: 2}
 """
 
 
-def test_trtexec_engine_built_once_and_every_latency_stored(eb: Runner, tmp_path: Path) -> None:
+def _fake_trtexec(tmp_path: Path, run_s: float) -> tuple[Path, Path]:
     calls = tmp_path / "calls.jsonl"
     tool = tmp_path / "trtexec"
     tool.write_text(
         FAKE.format(
             python=sys.executable,
             calls=str(calls),
+            run_s=run_s,
             build_log=str(DATA / "trt8.6.2_orin_nx_build_int8.log"),
             time_log=str(DATA / "trt10.3.0_orin_nano_load_engine.log"),
             times=str(DATA / "trt10.3.0_orin_nano_times.json"),
         )
     )
     tool.chmod(0o755)
+    return tool, calls
+
+
+def test_trtexec_engine_built_once_and_every_latency_stored(eb: Runner, tmp_path: Path) -> None:
+    tool, calls = _fake_trtexec(tmp_path, run_s=0.05)
     suite = tmp_path / "trt.yaml"
     suite.write_text(SUITE)
     eb("device", "add", "orin", "--option", f"trtexec={tool}")
@@ -112,3 +121,47 @@ def test_missing_trtexec_fails_the_job_with_a_clear_error(eb: Runner, tmp_path: 
     proc = eb("run", str(suite), "--no-report", check=False)
     assert proc.returncode == 1
     assert "trtexec" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_jetson_energy_per_inference_during_trtexec_runs(eb: Runner, tmp_path: Path) -> None:
+    """tegrastats (a stand-in replaying a recorded R36 log) runs on the device while
+    trtexec times the engine; energy comes from the windows the exportTimes trace spans."""
+    from devices.power import tegrastats
+    from tests.test_power_e2e import RECORDED, _fake_tegrastats
+
+    trace = parse_export_trace((DATA / "trt10.3.0_orin_nano_times.json").read_text())
+    tool, _ = _fake_trtexec(tmp_path, run_s=inference_span_s(trace) + 0.05)
+    fake_tegra = _fake_tegrastats(tmp_path)
+    suite = tmp_path / "trt.yaml"
+    suite.write_text(SUITE)
+    eb(
+        "device",
+        "add",
+        "orin",
+        "--option",
+        f"trtexec={tool}",
+        "--option",
+        "power=tegrastats",
+        "--option",
+        f"power_tool={fake_tegra}",
+        "--option",
+        "power_interval_ms=50",
+    )
+    eb("run", str(suite), "--no-report")
+
+    db = eb.env["EDGEBENCH_DB"].removeprefix("sqlite:///")  # type: ignore[attr-defined]
+    with sqlite3.connect(db) as conn:
+        metrics = dict(conn.execute("SELECT name, value FROM metrics").fetchall())
+        power = json.loads(conn.execute("SELECT result FROM jobs").fetchone()[0])["power"]
+    recorded_w = [
+        tegrastats.total_input_rail(tegrastats.parse_line(line)).instant_mw / 1000
+        for line in RECORDED.read_text().splitlines()
+        if line.strip()
+    ]
+    assert power["rail"] == "VDD_IN" and power["skipped_readings"] == 0
+    assert min(recorded_w) <= metrics["mean_power"] <= max(recorded_w)
+    inferences_per_s = len(trace) / inference_span_s(trace)
+    assert metrics["energy_per_inference"] == pytest.approx(
+        metrics["mean_power"] / inferences_per_s, rel=0.05
+    )
+    assert metrics["idle_power"] > 0
