@@ -19,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # Debian packages the tests talk to as real peers.
-DEBIAN_TEST_PACKAGES := chromium openssh-server openssh-client iproute2
+DEBIAN_TEST_PACKAGES := chromium openssh-server openssh-client iproute2 postgresql
 debian-test-deps:
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

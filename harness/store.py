@@ -166,7 +166,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine: Engine = sa.create_engine(url, future=True)
+            self.engine: Engine = sa.create_engine(_driver_url(url), future=True)
             if self.engine.dialect.name == "sqlite":
                 # Foreign keys and a wait for a concurrent writer instead of "database is locked".
                 @sa.event.listens_for(self.engine, "connect")
@@ -479,6 +479,14 @@ class Store:
         with self.engine.connect() as conn:
             q = sa.select(events).where(events.c.run_id == run_id).order_by(events.c.id)
             return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _driver_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (the driver edgebench ships), not SQLAlchemy's
+    default psycopg2."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def _safe_url(url: str) -> str:

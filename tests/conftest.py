@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -84,3 +85,47 @@ def eb(shared_home: Path, tmp_path: Path) -> Runner:
 
     run.env = env  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_url():  # noqa: ANN201
+    """URL of a real PostgreSQL server started for this test session."""
+    import tempfile
+
+    from tests.pg import PostgresServer, PostgresUnavailable
+
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="edgebench-pg-"))
+    os.chmod(root, 0o755)
+    try:
+        server = PostgresServer(root / "cluster")
+    except PostgresUnavailable as e:
+        pytest.skip(str(e))
+    server.start()
+    yield server.url
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """A new, empty database on the session's server (one per test: no shared state)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from harness.store import _driver_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(_driver_url(server_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite (the default) and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'r.db'}"
+    return fresh_postgres_database(request.getfixturevalue("postgres_url"))

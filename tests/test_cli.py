@@ -243,3 +243,32 @@ def test_interrupted_run_resumes_without_repeating_jobs(
     assert len(rows) == 6 and all(int(n) == count for _, n, count in rows)
     assert _query(eb, "SELECT SUM(n) FROM samples")[0][0] > samples_before
     assert _query(eb, "SELECT status FROM runs")[0][0] == "finished"
+
+
+def test_run_on_a_shared_postgresql_results_database(
+    eb: Runner, fast_suite: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    """A lab's shared database: the same run, stored in a real PostgreSQL server."""
+    from tests.conftest import fresh_postgres_database
+
+    url = fresh_postgres_database(postgres_url)
+    eb.env["EDGEBENCH_DB"] = url  # type: ignore[attr-defined]
+    eb("device", "add", "local")
+    eb("run", str(fast_suite), "--no-report")
+    runs = json.loads(eb("--db", url, "runs", "list", "--json").stdout)
+    assert (runs[0]["status"], runs[0]["jobs"], runs[0]["done"]) == ("finished", 6, 6)
+    eb("report", runs[0]["id"], "-o", str(tmp_path / "rep"))
+    assert "int8-onnx" in (tmp_path / "rep" / "index.html").read_text()
+
+    import sqlalchemy as sa
+
+    from harness.store import _driver_url
+
+    engine = sa.create_engine(_driver_url(url))
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT SUM(n) FROM samples")).scalar()
+        reported = conn.execute(
+            sa.text("SELECT SUM(value) FROM metrics WHERE name = 'latency_n'")
+        ).scalar()
+    engine.dispose()
+    assert stored == reported >= 6 * 3 * 20  # every raw sample is there

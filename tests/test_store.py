@@ -12,8 +12,9 @@ from harness.errors import StoreError
 from harness.store import Metric, Store
 
 
-def _store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'r.db'}")
+@pytest.fixture
+def store(db_url: str) -> Store:
+    return Store(db_url)
 
 
 def _planned(keys: list[str]) -> list[dict]:
@@ -43,15 +44,15 @@ def _run(store: Store, keys: list[str]) -> str:
     )
 
 
-def test_new_database_is_at_current_schema_version(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_new_database_is_at_current_schema_version(store: Store) -> None:
+    s = store
     assert s.version() == store_mod.SCHEMA_VERSION
     Store(s.url)  # opening again migrates nothing and does not fail
     assert s.version() == store_mod.SCHEMA_VERSION
 
 
-def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_newer_schema_is_refused_with_a_clear_error(store: Store) -> None:
+    s = store
     with s.engine.begin() as conn:
         conn.execute(store_mod.schema_version.update().values(version=99))
     with pytest.raises(StoreError, match="schema version 99, newer"):
@@ -64,8 +65,8 @@ def test_unopenable_database_names_the_url_without_password(tmp_path: Path) -> N
     assert "Traceback" not in str(info.value)
 
 
-def test_finished_job_keeps_every_raw_sample_and_metric(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_finished_job_keeps_every_raw_sample_and_metric(store: Store) -> None:
+    s = store
     run_id = _run(s, ["a"])
     (job,) = s.jobs_for_run(run_id)
     windows = [[0.001, 0.002, 0.003], [0.004, 0.005]]
@@ -82,8 +83,8 @@ def test_finished_job_keeps_every_raw_sample_and_metric(tmp_path: Path) -> None:
     assert done["status"] == "done" and done["result"] == {"x": 1}
 
 
-def test_failed_commit_leaves_no_partial_job(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_failed_commit_leaves_no_partial_job(store: Store) -> None:
+    s = store
     run_id = _run(s, ["a"])
     (job,) = s.jobs_for_run(run_id)
     # A duplicate metric name violates a constraint halfway through the transaction.
@@ -99,8 +100,8 @@ def test_failed_commit_leaves_no_partial_job(tmp_path: Path) -> None:
     assert s.jobs_for_run(run_id)[0]["status"] == "pending"
 
 
-def test_job_keys_are_unique_within_a_run(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_job_keys_are_unique_within_a_run(store: Store) -> None:
+    s = store
     run_id = _run(s, ["a", "b"])
     assert s.add_missing_jobs(run_id, _planned(["a", "b", "c"])) == 1
     assert [j["key"] for j in s.jobs_for_run(run_id)] == ["a", "b", "c"]
@@ -109,8 +110,8 @@ def test_job_keys_are_unique_within_a_run(tmp_path: Path) -> None:
             s._insert_pending(conn, run_id, _planned(["a"]))
 
 
-def test_retry_semantics_and_resume_reset(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_retry_semantics_and_resume_reset(store: Store) -> None:
+    s = store
     run_id = _run(s, ["a"])
     (job,) = s.jobs_for_run(run_id)
     s.fail_job(job["id"], {"message": "boom"}, final=False)
@@ -121,8 +122,8 @@ def test_retry_semantics_and_resume_reset(tmp_path: Path) -> None:
     assert s.jobs_for_run(run_id)[0]["status"] == "pending"
 
 
-def test_runs_resolve_by_prefix_latest_and_list_counts(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_runs_resolve_by_prefix_latest_and_list_counts(store: Store) -> None:
+    s = store
     first = _run(s, ["a", "b"])
     second = _run(s, ["a"])
     assert s.resolve_run(first)["id"] == first
@@ -133,8 +134,8 @@ def test_runs_resolve_by_prefix_latest_and_list_counts(tmp_path: Path) -> None:
     assert listed[first]["jobs"] == 2 and listed[first]["done"] == 0
 
 
-def test_devices_add_refuses_duplicates_unless_replaced(tmp_path: Path) -> None:
-    s = _store(tmp_path)
+def test_devices_add_refuses_duplicates_unless_replaced(store: Store) -> None:
+    s = store
     s.add_device({"name": "pi", "transport": "local", "tags": {"site": "a"}})
     with pytest.raises(StoreError, match="already exists"):
         s.add_device({"name": "pi", "transport": "local"})
@@ -143,3 +144,9 @@ def test_devices_add_refuses_duplicates_unless_replaced(tmp_path: Path) -> None:
     s.set_device_facts("pi", {"arch": "aarch64"})
     assert s.get_device("pi")["facts"]["arch"] == "aarch64"
     assert s.remove_device("pi") and not s.remove_device("pi")
+
+
+def test_unreachable_postgres_is_one_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot open results database") as info:
+        Store("postgresql://lab:secret@127.0.0.1:1/results")
+    assert "secret" not in str(info.value)  # the password never reaches a message
