@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import __version__, stats
 from harness.errors import UsageError
+from harness.scheduler import latency_metrics
 from harness.store import Metric, Store
 from harness.workspace import git_commit
 from runners.trtexec import TrtexecParseError, parse_export_times, parse_trtexec_log
@@ -107,24 +108,11 @@ def import_trtexec(store: Store, files: list[Path], device: str) -> str:
 
 
 def _metrics(result: Any, samples: list[float]) -> list[Metric]:
-    out: list[Metric] = []
     if samples:
-        s = stats.summarize(samples)
-        figures = {
-            "p50": s.p50,
-            "p90": s.p90,
-            "p95": s.p95,
-            "p99": s.p99,
-            "mean": s.mean,
-            "min": s.min,
-            "max": s.max,
-            "std": s.std,
-            "cv": s.cv,
-            "ci_low": s.ci_low,
-            "ci_high": s.ci_high,
-        }
-        n, throughput = s.n, s.throughput
+        # Raw times: our own statistics, exactly as for a measured job.
+        out = latency_metrics(stats.summarize(samples))
     elif result.latency is not None:
+        # Summary only: trtexec's own figures, stored as it printed them.
         lat = result.latency
         figures = {
             "p50": lat.median_s,
@@ -133,16 +121,13 @@ def _metrics(result: Any, samples: list[float]) -> list[Metric]:
             "max": lat.max_s,
             **{f"p{int(p)}": v for p, v in lat.percentiles_s.items() if p in (90, 95, 99)},
         }
-        n, throughput = result.timed_queries, result.throughput_qps
+        out = [Metric(f"latency_{name}", value, "s") for name, value in figures.items()]
+        if result.timed_queries is not None:
+            out.append(Metric("latency_n", result.timed_queries, "count"))
+        if result.throughput_qps is not None:
+            out.append(Metric("throughput", result.throughput_qps, "1/s"))
     else:
-        return out
-    for name, value in figures.items():
-        unit = "ratio" if name == "cv" else "s"
-        out.append(Metric(f"latency_{name}", value, unit))
-    if n is not None:
-        out.append(Metric("latency_n", n, "count"))
-    if throughput is not None:
-        out.append(Metric("throughput", throughput, "1/s"))
+        return []
     if result.gpu_compute_time is not None:
         out.append(Metric("gpu_compute_median", result.gpu_compute_time.median_s, "s"))
     return out

@@ -331,7 +331,7 @@ def _run_job(
 
     accuracy = _evaluate(ctx, variant, agent)
 
-    metrics = _latency_metrics(head) + [
+    metrics = latency_metrics(head) + [
         Metric("init", load.get("init_s"), "s"),
         Metric("first_inference", bench.get("first_inference_s"), "s"),
         Metric("warmup_count", bench["warmup"]["count"], "count"),
@@ -391,7 +391,7 @@ def _provenance(
     }
 
 
-def _latency_metrics(head: stats.LatencySummary) -> list[Metric]:
+def latency_metrics(head: stats.LatencySummary) -> list[Metric]:
     return [
         Metric("latency_p50", head.p50, "s"),
         Metric("latency_p90", head.p90, "s"),
@@ -433,7 +433,7 @@ def _run_trtexec_job(
         power=power_request,
     )
     summary = stats.summarize_windows(measured.windows)
-    metrics = _latency_metrics(summary.headline) + [
+    metrics = latency_metrics(summary.headline) + [
         Metric("file_size", artifact.size_bytes, "bytes"),
     ]
     power = None

@@ -9,7 +9,6 @@ ordered migrations below, asv-style.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -293,16 +292,6 @@ class Store:
             self._insert_pending(conn, run_id, planned_jobs)
         return run_id
 
-    def add_missing_jobs(self, run_id: str, planned_jobs: Sequence[dict[str, Any]]) -> int:
-        """On resume, plan jobs the run did not have yet (e.g. a device came back)."""
-        with self.engine.begin() as conn:
-            have = {
-                k for (k,) in conn.execute(sa.select(jobs.c.key).where(jobs.c.run_id == run_id))
-            }
-            missing = [j for j in planned_jobs if j["key"] not in have]
-            self._insert_pending(conn, run_id, missing)
-        return len(missing)
-
     @staticmethod
     def _insert_pending(conn: Connection, run_id: str, planned: Iterable[dict[str, Any]]) -> None:
         rows = [{**j, "run_id": run_id, "status": "pending", "attempts": 0} for j in planned]
@@ -475,11 +464,6 @@ class Store:
                 )
             )
 
-    def events_for_run(self, run_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            q = sa.select(events).where(events.c.run_id == run_id).order_by(events.c.id)
-            return [dict(r) for r in conn.execute(q).mappings()]
-
 
 def _driver_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 (the driver edgebench ships), not SQLAlchemy's
@@ -495,7 +479,3 @@ def _safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

@@ -94,7 +94,7 @@ def test_energy_per_inference_from_tegrastats(eb: Runner, tmp_path: Path) -> Non
     )
     eb("report", "latest", "-o", str(tmp_path / "report"))
     html = (tmp_path / "report" / "index.html").read_text()
-    assert "Energy" in html and "mJ" in html or "µJ" in html
+    assert "Energy" in html and ("mJ" in html or "µJ" in html)
 
 
 def test_raspberry_pi_pmic_energy_and_throttling_flags(eb: Runner, tmp_path: Path) -> None:

@@ -211,10 +211,11 @@ def collect_facts() -> dict[str, Any]:
     l4t = _read_text("/etc/nv_tegra_release")
     if l4t:
         facts["l4t_release"] = l4t.splitlines()[0].strip()
-    facts["sensors"] = _find_sensors()
-    facts["tools"] = {
+    tools = {
         t: p for t in ("trtexec", "tegrastats", "vcgencmd", "nvidia-smi") for p in [_which(t)] if p
     }
+    facts["tools"] = tools
+    facts["sensors"] = _find_sensors(tools)
     return facts
 
 
@@ -229,11 +230,11 @@ def _which(tool: str) -> str | None:
     return next((p for p in extra if os.access(p, os.X_OK)), None)
 
 
-def _find_sensors() -> list[dict[str, Any]]:
+def _find_sensors(tools: dict[str, str]) -> list[dict[str, Any]]:
     """Power/telemetry sources present on this device (the host picks one)."""
     sensors: list[dict[str, Any]] = []
-    if _which("tegrastats"):
-        sensors.append({"kind": "tegrastats", "path": _which("tegrastats")})
+    if "tegrastats" in tools:
+        sensors.append({"kind": "tegrastats", "path": tools["tegrastats"]})
     # EDGEBENCH_SYSFS_ROOT lets tests point discovery at a recorded sysfs tree
     # (like psutil's PROCFS_PATH); on a board it is unset and this is /sys.
     hwmon = os.path.join(os.environ.get("EDGEBENCH_SYSFS_ROOT", "/"), "sys/class/hwmon")
@@ -251,10 +252,10 @@ def _find_sensors() -> list[dict[str, Any]]:
                 if label and label != "NC":
                     labels[str(ch)] = label
             sensors.append({"kind": "ina3221", "path": path, "channels": labels})
-    if _which("vcgencmd"):
-        sensors.append({"kind": "rpi_pmic", "path": _which("vcgencmd")})
-    if _which("nvidia-smi"):
-        sensors.append({"kind": "nvidia_smi", "path": _which("nvidia-smi")})
+    if "vcgencmd" in tools:
+        sensors.append({"kind": "rpi_pmic", "path": tools["vcgencmd"]})
+    if "nvidia-smi" in tools:
+        sensors.append({"kind": "nvidia_smi", "path": tools["nvidia-smi"]})
     return sensors
 
 
