@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
@@ -85,6 +86,20 @@ def descendants(pid: int) -> list[int]:
         found += kids
         frontier += kids
     return found
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` s pass; returns its last value.
+
+    For outcomes that take a round trip to show (a kill sent over SSH), so tests wait
+    as long as a loaded CI machine needs and no longer than that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def live_processes(*argv: str) -> list[int]:

@@ -525,8 +525,9 @@ def test_bench_streams_power_readings_with_window_times(
     assert all(line == "VDD_IN 5000mW/5000mW" for _, line in power["readings"])
     first, last = res["windows"][0], res["windows"][-1]
     assert idle_t1 <= first["t0_s"] < first["t1_s"] <= last["t1_s"]
-    # Readings cover the idle period and the windows.
-    assert times[0] <= idle_t1 and times[-1] >= last["t0_s"]
+    # Readings bracket the idle period and the windows: the agent waits for the sensor's
+    # first line before the idle clock starts and for one line after the last window.
+    assert times[0] <= idle_t0 and times[-1] >= last["t1_s"]
 
 
 def test_bench_polls_sysfs_style_files(
@@ -549,6 +550,9 @@ def test_bench_polls_sysfs_style_files(
     readings = res["power"]["readings"]
     assert len(readings) >= 5
     assert readings[0][1] == "in1=5080;gone="
+    # Even windows shorter than the poll interval are bracketed by readings.
+    assert readings[0][0] <= res["power"]["idle"][0]
+    assert readings[-1][0] >= res["windows"][-1]["t1_s"]
 
 
 def test_missing_sensor_tool_is_a_structured_error(

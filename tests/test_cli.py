@@ -201,17 +201,22 @@ def test_interrupted_run_resumes_without_repeating_jobs(
     )
     eb("variants", str(fast_suite))  # build first, so the run itself starts at once
     eb("device", "add", "local")
-    proc = subprocess.Popen(
-        [EDGEBENCH, "run", str(fast_suite), "--no-report"],
-        env=eb.env,  # type: ignore[attr-defined]
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # A shell that started this test run in the background ignores SIGINT, and
-        # children inherit that; a user at a terminal has the default, so restore it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # A shell that started this test run in the background ignores SIGINT, and children
+    # inherit an ignored signal; a user at a terminal has the default. A signal this
+    # process handles is reset to the default in the child, so handle it meanwhile
+    # (no preexec_fn: forking a process with JAX's threads in it is unsafe).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [EDGEBENCH, "run", str(fast_suite), "--no-report"],
+            env=eb.env,  # type: ignore[attr-defined]
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _wait_for_done_jobs(eb, proc, at_least=2)
     if how == "sigkill":
         proc.send_signal(signal.SIGKILL)

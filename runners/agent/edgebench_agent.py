@@ -1037,6 +1037,29 @@ class PowerSampler:
         self._thread = threading.Thread(target=target, daemon=True)
         self._thread.start()
 
+    def wait_for_reading(self, after: float, timeout: float) -> bool:
+        """Wait until a reading stamped at or after ``after`` has arrived.
+
+        Used so that readings bracket the idle period and the measured windows: the
+        first reading precedes the idle clock's start, and one reading follows the
+        last window's end, so the host interpolates instead of extrapolating. Gives up
+        after ``timeout`` s (a sensor that stopped talking) or when a stream tool exits.
+        """
+        deadline = self.now() + timeout
+        while True:
+            readings = self.readings
+            if readings and readings[-1][0] >= after:
+                return True
+            if self.now() >= deadline:
+                return False
+            if self._proc is not None and self._proc.poll() is not None:
+                return False
+            time.sleep(0.002)
+
+    def settle_timeout(self) -> float:
+        """How long one more reading may reasonably take: a few sensor periods."""
+        return 3 * self.interval + 0.5
+
     def _pump_stream(self) -> None:
         for line in self._proc.stdout:
             self.readings.append([self.now(), line.rstrip("\n")])
@@ -1236,6 +1259,9 @@ class Agent:
         if req.get("power"):
             sampler = PowerSampler(req["power"])
             sampler.start()
+            # The idle clock starts once the sensor is talking (tegrastats takes a
+            # moment to print its first line), so the baseline has readings in it.
+            sampler.wait_for_reading(float("-inf"), sampler.settle_timeout())
             idle_s = float(req["power"].get("idle_s", 1.0))
             idle_t0 = PowerSampler.now()
             time.sleep(idle_s)
@@ -1296,6 +1322,8 @@ class Agent:
             raise
         power = None
         if sampler is not None:
+            # One reading after the last window closes it on the sensor's timeline.
+            sampler.wait_for_reading(windows[-1]["t1_s"], sampler.settle_timeout())
             power = sampler.stop()
             power["idle"] = idle
         return {
