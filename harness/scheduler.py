@@ -60,6 +60,8 @@ def setting_label(setting: dict[str, Any]) -> str:
         label += f" {setting['device']}"
     if setting.get("providers"):
         label += " " + ",".join(p.removesuffix("ExecutionProvider") for p in setting["providers"])
+    if setting.get("xnnpack") is not None:
+        label += " xnnpack" if setting["xnnpack"] else " no-xnnpack"
     return label
 
 
@@ -83,6 +85,8 @@ def plan_jobs(
                         setting["precision"] = s.precision
                     if s.runtime == "torch":
                         setting["device"] = s.device
+                    if s.xnnpack is not None:
+                        setting["xnnpack"] = s.xnnpack
                     key = f"{device}|{v.model}|{v.name}|{setting_label(setting)}"
                     planned.append(
                         {
@@ -298,9 +302,11 @@ def _run_job(
     m = ctx.suite.measure
     remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
     extra: dict[str, Any] = {}
+    if setting.get("xnnpack") is not None:
+        extra["xnnpack"] = setting["xnnpack"]
     if setting["runtime"] == "torch":
         # TorchScript archives do not declare their inputs; the export step recorded them.
-        extra = {
+        extra |= {
             "device": setting.get("device", "cpu"),
             "input_shapes": variant.meta.get("input_shapes"),
             "input_dtypes": variant.meta.get("input_dtypes"),

@@ -78,6 +78,8 @@ class SettingSpec(Strict):
     device: Literal["cpu", "cuda"] = "cpu"
     threads: list[int] = Field(default_factory=lambda: [1])
     providers: list[str] | None = None
+    # litert only: XNNPACK on (true) or off (false); unset = the interpreter's default (on).
+    xnnpack: bool | None = None
 
     @field_validator("threads", mode="before")
     @classmethod
@@ -90,6 +92,12 @@ class SettingSpec(Strict):
         if not value or any(t < 1 for t in value):
             raise ValueError("threads must be a list of positive integers")
         return value
+
+    @model_validator(mode="after")
+    def _xnnpack_is_litert(self) -> SettingSpec:
+        if self.xnnpack is not None and self.runtime != "litert":
+            raise ValueError(f"xnnpack applies to runtime litert only, not {self.runtime}")
+        return self
 
 
 class MeasureSpec(Strict):

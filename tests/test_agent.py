@@ -421,6 +421,30 @@ def test_client_bench(
     assert all(len(w["samples_s"]) >= FAST_BENCH["min_runs"] for w in r["windows"])
 
 
+def test_litert_xnnpack_switch(
+    transport: LocalTransport, client: AgentClient, models: Models, samples: np.ndarray
+) -> None:
+    """XNNPACK off leaves every op on the built-in kernels; on, the delegate takes
+    nodes over; the outputs agree either way."""
+    remote, sha = push_model(transport, models, "litert")
+    outputs = {}
+    for xnnpack in (True, False, None):
+        info = client.load(remote, sha, "litert", threads=1, xnnpack=xnnpack)
+        assert info["xnnpack"] is xnnpack
+        if xnnpack is False:
+            assert info["delegate_nodes"] == 0
+        else:  # the default applies XNNPACK, like an explicit true
+            assert info["delegate_nodes"] >= 1
+        outputs[xnnpack] = client.evaluate(samples, return_outputs=True)["outputs"]
+    np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(outputs[True], outputs[None])
+
+    remote, sha = push_model(transport, models, "onnxruntime")
+    with pytest.raises(AgentError, match="litert only") as err:
+        client.load(remote, sha, "onnxruntime", xnnpack=False)
+    assert err.value.kind == "bad_request"
+
+
 def test_client_bad_load_raises_agent_error(
     transport: LocalTransport, client: AgentClient, models: Models, tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import EDGEBENCH, Runner
+from tests.conftest import EDGEBENCH, FAST_SUITE, Runner
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +129,29 @@ def test_run_report_and_runs_list(eb: Runner, fast_suite: Path, tmp_path: Path) 
     for variant in ("fp32-onnx", "int8-onnx", "fp32-tflite", "int8dr-tflite"):
         assert variant in html
     assert "data:image/svg+xml;base64," in html and run_id in html
+
+
+def test_litert_xnnpack_on_and_off_are_separate_jobs(eb: Runner, tmp_path: Path) -> None:
+    suite = tmp_path / "xnnpack.yaml"
+    suite.write_text(
+        FAST_SUITE.split("settings:")[0]
+        + "settings:\n"
+        + "  - {runtime: litert, xnnpack: true}\n"
+        + "  - {runtime: litert, xnnpack: false}\n"
+        + "measure: {warmup_runs: 1, min_runs: 5, min_duration_s: 0.0, repetitions: 1}\n"
+    )
+    eb("device", "add", "local")
+    eb("run", str(suite), "--no-report")
+    rows = _query(eb, "SELECT variant, setting, status, result FROM jobs")
+    assert len(rows) == 4  # 2 tflite variants x xnnpack on/off
+    seen = set()
+    for variant, setting, status, result in rows:
+        setting, load = json.loads(setting), json.loads(result)["load"]
+        assert status == "done" and load["xnnpack"] is setting["xnnpack"]
+        # Off: every op on the built-in kernels. On: the delegate took nodes over.
+        assert (load["delegate_nodes"] > 0) is setting["xnnpack"]
+        seen.add((variant, setting["xnnpack"]))
+    assert seen == {(v, x) for v in ("fp32-tflite", "int8dr-tflite") for x in (True, False)}
 
 
 def test_infer_matches_host_reference(eb: Runner, tmp_path: Path) -> None:

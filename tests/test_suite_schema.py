@@ -53,6 +53,7 @@ def test_defaults_and_step_shorthand(tmp_path: Path) -> None:
         ("  - runtime: onnxruntime", "  - runtime: tensorrtx", "settings.0.runtime", 9),
         ("    builder: digits_cnn", "    builder: digits_cnn\n    bogus: 1", "models.0.bogus", 5),
         ("name: s", "name: s\nmeasure: {min_runs: 0}", "measure.min_runs", 2),
+        ("    threads: 2", "    threads: 2\n    xnnpack: false", "settings.0", 9),
     ],
 )
 def test_mistakes_name_file_key_and_line(

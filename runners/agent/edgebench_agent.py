@@ -392,12 +392,26 @@ def _import_litert() -> Any:
 class LiteRTModel(Model):
     runtime = "litert"
 
-    def __init__(self, path: str, threads: int | None) -> None:
+    def __init__(self, path: str, threads: int | None, xnnpack: bool | None = None) -> None:
         interpreter_cls, module, version = _import_litert()
         self.module = module
         self.version = version
+        self.xnnpack = xnnpack
+        kwargs: dict[str, Any] = {"model_path": path, "num_threads": threads}
+        if xnnpack is not None:
+            # The op resolver decides whether the default delegate (XNNPACK on CPU
+            # builds) is applied; AUTO is the runtime's default, which applies it.
+            resolver = getattr(sys.modules.get(interpreter_cls.__module__), "OpResolverType", None)
+            if resolver is None:
+                raise AgentFailure(
+                    "bad_request",
+                    f"{module} {version} cannot switch XNNPACK on or off (no OpResolverType)",
+                )
+            kwargs["experimental_op_resolver_type"] = (
+                resolver.AUTO if xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
         try:
-            self.interp = interpreter_cls(model_path=path, num_threads=threads)
+            self.interp = interpreter_cls(**kwargs)
             self.interp.allocate_tensors()
         except Exception as e:
             raise AgentFailure("load_failed", f"{module} cannot load {path}: {e}") from e
@@ -439,9 +453,22 @@ class LiteRTModel(Model):
         # get_tensor copies, like onnxruntime's run returns fresh arrays: timings compare.
         return [interp.get_tensor(d["index"]) for d in self.outputs]
 
+    def delegated_nodes(self) -> int | None:
+        """Nodes of the execution plan a delegate (XNNPACK) took over, where the
+        interpreter exposes its plan; None where it does not."""
+        details = getattr(self.interp, "_get_ops_details", None)
+        if details is None:
+            return None
+        try:
+            return sum(1 for op in details() if op.get("op_name") == "DELEGATE")
+        except Exception:  # noqa: BLE001 - a diagnostic, never a reason to fail a load
+            return None
+
     def describe(self) -> dict[str, Any]:
         d = Model.describe(self)
         d["runtime_module"] = self.module
+        d["xnnpack"] = self.xnnpack  # None: the runtime's default (applied)
+        d["delegate_nodes"] = self.delegated_nodes()
         return d
 
 
@@ -1197,6 +1224,9 @@ class Agent:
                 "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
             )
         torch_inputs = torch_input_spec(req) if runtime == "torch" else None
+        xnnpack = req.get("xnnpack")
+        if xnnpack is not None and (not isinstance(xnnpack, bool) or runtime != "litert"):
+            raise AgentFailure("bad_request", "xnnpack must be true, false or null (litert only)")
         providers = req.get("providers")
         if providers is not None and (
             not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)
@@ -1224,7 +1254,7 @@ class Agent:
         elif runtime == "tensorrt":
             model = TensorRTModel(path)  # threads do not apply to a GPU engine
         else:
-            model = LiteRTModel(path, threads)
+            model = LiteRTModel(path, threads, xnnpack)
         init_s = time.perf_counter() - t0
         self.model = model
         self.model_path = path
