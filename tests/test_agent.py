@@ -445,6 +445,65 @@ def test_litert_xnnpack_switch(
     assert err.value.kind == "bad_request"
 
 
+FALLBACK_ORT = """
+__version__ = "1.0.0+edgebench.fake"
+
+
+def get_available_providers():
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class SessionOptions:
+    intra_op_num_threads = 0
+    inter_op_num_threads = 0
+
+
+class InferenceSession:
+    # As onnxruntime does when the CUDA provider fails to initialise: it warns and
+    # keeps only the CPU provider.
+    def __init__(self, path, sess_options=None, providers=None):
+        self.providers = [p for p in providers if p == "CPUExecutionProvider"]
+
+    def get_providers(self):
+        return self.providers
+
+    def get_inputs(self):
+        return []
+
+    def get_outputs(self):
+        return []
+"""
+
+
+def test_onnxruntime_silent_cpu_fallback_is_refused(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, models: Models, tmp_path: Path
+) -> None:
+    fake = tmp_path / "fake_ort" / "onnxruntime"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(FALLBACK_ORT)
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))  # shadows the real onnxruntime
+    agent = RawAgent(tmp_path)
+    request.addfinalizer(agent.proc.terminate)
+    fields = {"path": str(models.onnx), "sha256": sha256_file(models.onnx)}
+    reply = agent.call(
+        "load",
+        runtime="onnxruntime",
+        providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+        **fields,
+    )
+    assert reply["ok"] is False and reply["error"]["kind"] == "load_failed"
+    assert "could not initialise CUDAExecutionProvider" in reply["error"]["message"]
+    # A provider the build does not offer at all is the request's fault.
+    reply = agent.call(
+        "load", runtime="onnxruntime", providers=["TensorrtExecutionProvider"], **fields
+    )
+    assert reply["error"]["kind"] == "bad_request"
+    # Asking for what the session keeps loads.
+    assert agent.ok("load", runtime="onnxruntime", **fields)["providers"] == [
+        "CPUExecutionProvider"
+    ]
+
+
 def test_client_bad_load_raises_agent_error(
     transport: LocalTransport, client: AgentClient, models: Models, tmp_path: Path
 ) -> None:

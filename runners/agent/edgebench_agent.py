@@ -336,6 +336,17 @@ class OnnxModel(Model):
         except Exception as e:
             raise AgentFailure("load_failed", f"onnxruntime cannot load {path}: {e}") from e
         self.providers = list(self.session.get_providers())
+        # A provider the build offers can still fail to initialise (CUDA libraries
+        # missing, a GPU in use); onnxruntime then logs a warning and runs on the CPU.
+        # Never time that under the requested provider's label.
+        dropped = [p for p in wanted if p not in self.providers]
+        if dropped:
+            raise AgentFailure(
+                "load_failed",
+                "onnxruntime could not initialise {} (session runs on: {})".format(
+                    ", ".join(dropped), ", ".join(self.providers)
+                ),
+            )
         self.inputs = [self._desc(a) for a in self.session.get_inputs()]
         self.outputs = [self._desc(a) for a in self.session.get_outputs()]
         self._input_names = [d["name"] for d in self.inputs]
