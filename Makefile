@@ -29,6 +29,20 @@ debian-test-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The agent's oldest supported Python (JetPack 5 boards run 3.8), with tflite-runtime
+# as Pi images have it. Tested where a Python 3.8 interpreter exists (pyenv or the
+# system's); elsewhere that one test is skipped and says why.
+PY38 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8*/bin/python3.8 /usr/bin/python3.8 /usr/local/bin/python3.8))
+AGENT38 := .venv-agent38
+$(AGENT38)/.installed: requirements-agent38.lock
+	$(PY38) -m venv $(AGENT38)
+	$(AGENT38)/bin/pip install --quiet -r requirements-agent38.lock
+	touch $@
+ifneq ($(PY38),)
+test: $(AGENT38)/.installed
+test: export EDGEBENCH_AGENT_PY38 := $(abspath $(AGENT38))/bin/python
+endif
+
 demo: $(STAMP)
 	$(BIN)/edgebench demo
 
@@ -42,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-only -q
 
 clean:
-	rm -rf $(VENV) .edgebench .pytest_cache
+	rm -rf $(VENV) $(AGENT38) .edgebench .pytest_cache

@@ -648,3 +648,41 @@ def test_missing_sensor_tool_is_a_structured_error(
             timeout=60, **FAST_BENCH, power={"mode": "stream", "argv": ["/nonexistent/tegrastats"]}
         )
     assert info.value.kind == "missing_sensor"
+
+
+# --------------------------------------------------------------------------- oldest Python
+
+# JetPack 5 boards (Ubuntu 20.04) run Python 3.8 and Pis often have tflite-runtime rather
+# than ai-edge-litert: `make test` builds .venv-agent38 (numpy, onnxruntime,
+# tflite-runtime, pinned) where a python3.8 is found and names it here.
+PY38 = os.environ.get("EDGEBENCH_AGENT_PY38")
+
+
+@pytest.mark.skipif(not PY38, reason="no Python 3.8 agent environment (EDGEBENCH_AGENT_PY38)")
+def test_agent_under_python38_with_tflite_runtime(
+    tmp_path: Path, models: Models, samples: np.ndarray
+) -> None:
+    transport = LocalTransport(DeviceConfig("old", "local", options={"python": PY38}), tmp_path)
+    with AgentClient.start(transport, timeout=60) as c:
+        assert c.facts["python"].startswith("3.8."), c.facts["python"]
+        runtimes = c.facts["runtimes"]
+        assert runtimes.get("onnxruntime") and runtimes.get("tflite_runtime"), runtimes
+        for runtime in ("onnxruntime", "litert"):
+            remote, sha = push_model(transport, models, runtime)
+            info = c.load(remote, sha, runtime, threads=1)
+            if runtime == "litert":
+                assert info["runtime_module"] == "tflite_runtime"
+            out = c.evaluate(samples, return_outputs=True)["outputs"]
+            expected = reference_outputs(models, runtime, samples)
+            np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+            r = c.bench(timeout=60, **FAST_BENCH)
+            assert all(len(w["samples_s"]) >= FAST_BENCH["min_runs"] for w in r["windows"])
+        # tflite-runtime's interpreter switches XNNPACK the same way.
+        info = c.load(remote, sha, "litert", threads=1, xnnpack=False)
+        assert info["delegate_nodes"] in (0, None)
+        # Power sampling threads and subprocesses work there too.
+        script = "while true; do echo 'VDD_IN 5000mW/5000mW'; sleep 0.02; done"
+        res = c.bench(
+            timeout=60, **FAST_BENCH, power={"mode": "stream", "argv": ["sh", "-c", script]}
+        )
+        assert res["power"]["readings"]
