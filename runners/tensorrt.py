@@ -79,6 +79,16 @@ class HostStampedStream:
                 return
             self.readings.append([time.monotonic(), line])
 
+    def wait_for_reading(self, after: float, timeout: float) -> bool:
+        """Wait until a line stamped at or after ``after`` arrived (as the agent's
+        sampler does), so readings bracket the idle period and the windows."""
+        deadline = time.monotonic() + timeout
+        while not (self.readings and self.readings[-1][0] >= after):
+            if time.monotonic() >= deadline or self.errors:
+                return False
+            time.sleep(0.005)
+        return True
+
     def stop(self) -> None:
         self._stop.set()
         self._proc.terminate()
@@ -160,8 +170,11 @@ class TrtexecRunner:
         times_dir = posixpath.join(workdir, "runs")
         self._run(["mkdir", "-p", times_dir], 60)
         stream = idle = None
+        settle = 0.0  # how long to wait for a sensor line (set with the stream)
         if power is not None and power.get("mode") == "stream":
             stream = HostStampedStream(self.transport, power["argv"])
+            settle = 3 * float(power.get("interval_ms") or 100) / 1000.0 + 1.0
+            stream.wait_for_reading(float("-inf"), settle)  # the tool is talking
             idle_t0 = time.monotonic()
             time.sleep(float(power.get("idle_s", 1.0)))  # engine on disk, GPU idle
             idle = [idle_t0, time.monotonic()]
@@ -190,6 +203,8 @@ class TrtexecRunner:
                 self._run(["rm", "-f", times], 60)
         finally:
             if stream is not None:
+                if spans:  # one reading after the last window closes it
+                    stream.wait_for_reading(spans[-1][1], settle)
                 stream.stop()
         power_reply = None
         if stream is not None:
