@@ -94,3 +94,40 @@ def test_render_report_4_variants_500k_samples_each(benchmark: pytest.FixtureReq
     }
     html = benchmark.pedantic(render_report, args=(data,), rounds=3, iterations=1)
     assert "v3" in html
+
+
+def test_agent_timing_floor_noop_model(benchmark: pytest.FixtureRequest) -> None:
+    """What the agent's own loop adds to every raw sample: a model whose run() does
+    nothing, timed exactly as a real one is (perf_counter_ns around model.run). The
+    median sample is the floor under every latency edgebench reports on this machine."""
+    import importlib.util
+
+    from runners.agent_client import AGENT_PATH
+
+    spec = importlib.util.spec_from_file_location("edgebench_agent_bench", AGENT_PATH)
+    assert spec is not None and spec.loader is not None
+    agent_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent_mod)
+
+    class Noop(agent_mod.Model):  # type: ignore[name-defined,misc]
+        runtime = "noop"
+
+        def run(self, feed: list) -> list:
+            return []
+
+    agent = agent_mod.Agent()
+    agent.model = Noop()
+    request = {
+        "warmup_runs": 1000,
+        "warmup_min_s": 0.0,
+        "min_runs": 100_000,
+        "min_duration_s": 0.0,
+        "repetitions": 1,
+    }
+    result = benchmark.pedantic(agent.op_bench, args=(request,), rounds=3, iterations=1)
+    samples = np.asarray(result["windows"][0]["samples_s"])
+    summary = stats.summarize(list(samples))
+    benchmark.extra_info["sample_p50_ns"] = summary.p50 * 1e9
+    benchmark.extra_info["sample_p99_ns"] = summary.p99 * 1e9
+    print(f"\nno-op sample: p50 {summary.p50 * 1e9:.0f} ns, p99 {summary.p99 * 1e9:.0f} ns")
+    assert len(samples) == 100_000
