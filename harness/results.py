@@ -75,6 +75,7 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
                 "latency_s": latency,
                 "init_s": value("init"),
                 "first_inference_s": value("first_inference"),
+                "timer_floor_s": value("timer_floor"),
                 "peak_rss_bytes": value("peak_rss"),
                 "rss_after_load_bytes": value("rss_after_load"),
                 "samples_s": samples,

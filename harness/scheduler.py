@@ -340,6 +340,7 @@ def _run_job(
     metrics = latency_metrics(head) + [
         Metric("init", load.get("init_s"), "s"),
         Metric("first_inference", bench.get("first_inference_s"), "s"),
+        Metric("timer_floor", bench.get("timer_floor_s"), "s"),
         Metric("warmup_count", bench["warmup"]["count"], "count"),
         Metric("warmup_time", bench["warmup"]["time_s"], "s"),
         Metric("peak_rss", bench.get("peak_rss_bytes"), "bytes"),

@@ -21,6 +21,7 @@ from reports.tables import (
     device_highlights,
     device_rows,
     fmt_bytes,
+    fmt_seconds,
     group_by_device,
     is_baseline,
     one_line,
@@ -54,6 +55,14 @@ _HIGHLIGHT_COLUMNS = {
 
 def _text(value: Any) -> str:
     return "-" if value is None or value == "" else one_line(str(value))
+
+
+def _timer_floor(results: list[dict[str, Any]]) -> str:
+    """The agent's own cost per timed sample on this device (median over its jobs)."""
+    floors = sorted(r["timer_floor_s"] for r in results if r.get("timer_floor_s") is not None)
+    if not floors:
+        return "-"
+    return f"{fmt_seconds(floors[len(floors) // 2])} per sample (timing a no-op call)"
 
 
 def _device_facts(device: dict[str, Any]) -> list[tuple[str, str]]:
@@ -168,7 +177,7 @@ def _section(
     figure_keys = [k for k, _ in columns if k not in LABEL_KEYS]
     return {
         "name": name,
-        "facts": _device_facts(device),
+        "facts": _device_facts(device) + [("Timer floor", _timer_floor(results))],
         "rows": [
             {**r, "cells": [_cell(r, k, k in best.get(i, ())) for k in figure_keys]}
             for i, r in enumerate(rows)

@@ -284,6 +284,9 @@ def test_load_and_bench_raw(raw_agent: RawAgent, models: Models, runtime: str) -
     r = bench["result"]
     assert r["timer"] == "perf_counter_ns"
     assert r["first_inference_s"] > 0
+    # Timing a call that does nothing costs something, but less than running the model.
+    samples = sorted(s for w in r["windows"] for s in w["samples_s"])
+    assert 0 < r["timer_floor_s"] < samples[len(samples) // 2]
     assert r["warmup"]["count"] >= FAST_BENCH["warmup_runs"]
     assert r["warmup"]["time_s"] >= FAST_BENCH["warmup_min_s"]
     assert len(r["windows"]) == FAST_BENCH["repetitions"]

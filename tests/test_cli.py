@@ -118,6 +118,14 @@ def test_run_report_and_runs_list(eb: Runner, fast_suite: Path, tmp_path: Path) 
     assert min(fp32) > 0.9  # digits CNN: ~97% on the test split
     assert min(int8) >= 0.97 * max(fp32)  # static int8 keeps the accuracy
 
+    # The agent's timing floor is stored beside each job's latencies, and is below them.
+    floors = _query(
+        eb,
+        "SELECT f.value, p.value FROM metrics f JOIN metrics p ON p.job_id = f.job_id"
+        " WHERE f.name = 'timer_floor' AND p.name = 'latency_p50'",
+    )
+    assert len(floors) == 6 and all(0 < floor < p50 for floor, p50 in floors)
+
     (prov,) = _query(eb, "SELECT provenance FROM jobs LIMIT 1")
     prov = json.loads(prov[0])
     assert len(prov["model_sha256"]) == 64 and prov["runtime_version"]
@@ -129,6 +137,7 @@ def test_run_report_and_runs_list(eb: Runner, fast_suite: Path, tmp_path: Path) 
     for variant in ("fp32-onnx", "int8-onnx", "fp32-tflite", "int8dr-tflite"):
         assert variant in html
     assert "data:image/svg+xml;base64," in html and run_id in html
+    assert "per sample (timing a no-op call)" in html
 
 
 def test_litert_xnnpack_on_and_off_are_separate_jobs(eb: Runner, tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ def _result(device: str, variant: str, fmt: str, runtime: str, **over: Any) -> d
         "latency_s": None,
         "init_s": 0.012,
         "first_inference_s": 0.0004,
+        "timer_floor_s": 1.04e-7,
         "peak_rss_bytes": 123456789,
         "rss_after_load_bytes": 120000000,
         "samples_s": [],
@@ -720,6 +721,7 @@ def test_html_header_and_facts() -> None:
         "400 µs",  # init and first inference columns
         "power: rail RAPL package-0 sampled at 1 kHz, idle 4.15 W",
         '31.5 µJ<span class="sub">at 6.21 W</span>',
+        "104 ns per sample (timing a no-op call)",  # the agent's timing floor
     ]:
         assert text in html, text
 

@@ -1022,6 +1022,14 @@ def decode_array(obj: Any) -> Any:
     return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+TIMER_FLOOR_CALLS = 1001  # odd: the median is one sample
+
+
+def _noop(feed: list[Any]) -> None:
+    """Stands in for model.run when the agent measures its own timing floor."""
+    return None
+
+
 class PowerSampler:
     """Collects raw power/telemetry readings on the device while the model runs.
 
@@ -1335,6 +1343,17 @@ class Agent:
             except OSError:
                 pass
 
+            # The floor under every sample: the same timing around a call that does
+            # nothing. Reported beside the latencies so a figure within a few times of
+            # it is read as the harness's cost, not the model's.
+            floor = []
+            for _ in range(TIMER_FLOOR_CALLS):
+                s = clock()
+                _noop(feed)
+                floor.append(clock() - s)
+            floor.sort()
+            timer_floor_s = floor[len(floor) // 2] / 1e9
+
             windows = []
             min_ns = int(min_duration_s * 1e9)
             for _ in range(repetitions):
@@ -1370,6 +1389,7 @@ class Agent:
         return {
             "power": power,
             "first_inference_s": first_ns / 1e9,
+            "timer_floor_s": timer_floor_s,
             "warmup": {"count": warm_count, "time_s": warm_ns / 1e9},
             "windows": windows,
             "peak_rss_bytes": _proc_status_bytes("VmHWM"),
