@@ -561,6 +561,47 @@ def report_cmd(
     _summarize(store, store.resolve_run(run)["id"], ws, write_html=True, out=output)
 
 
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(help="The reference run: id, unique prefix or 'latest'.")],
+    run_b: Annotated[str, typer.Argument(help="The run judged against it.")],
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option("--fail-on-regression", help="Exit 1 when any figure regressed (CI gate)."),
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="text, md or json.")] = "text",
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            help="NAME=VALUE tolerance: percent for p50, p90, memory, size, energy; "
+            "percentage points for accuracy (defaults: 5, 10, 5, 0, 0.5 pp, 10).",
+        ),
+    ] = None,
+) -> None:
+    """Compare two runs job by job and say what improved and what regressed."""
+    from harness.compare import compare_runs, parse_thresholds
+    from reports.compare import format_markdown, format_text
+
+    if fmt not in ("text", "md", "json"):
+        raise UsageError(f"--format {fmt!r}: expected text, md or json")
+    store = open_store()
+    result = compare_runs(store, run_a, run_b, parse_thresholds(threshold))
+    if fmt == "json":
+        print_json(result)
+    else:
+        text = format_markdown(result) if fmt == "md" else format_text(result)
+        sys.stdout.write(text)
+    if fail_on_regression and result["regressions"]:
+        n = result["regressions"]
+        err_console.print(
+            f"edgebench: {n} regression{'s' if n != 1 else ''} against {result['run_a']['id']}",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1)
+
+
 @app.command("infer")
 def infer_cmd(
     model: Annotated[Path, typer.Argument(help=".onnx or .tflite model file.")],

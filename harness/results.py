@@ -23,7 +23,9 @@ _LATENCY_KEYS = (
 )
 
 
-def report_data(store: Store, run_id: str) -> dict[str, Any]:
+def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str, Any]:
+    """The run, its devices and one record per job. ``samples=False`` leaves the raw
+    latency samples out (``samples_s`` empty), for callers that need only the figures."""
     run = store.resolve_run(run_id)
     jobs = store.jobs_for_run(run["id"])
     device_names = list(dict.fromkeys(j["device"] for j in jobs))
@@ -53,7 +55,7 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
             latency = {k: value(f"latency_{k}") for k in _LATENCY_KEYS}
             latency["n"] = int(latency["n"])
             latency["throughput"] = value("throughput")
-        samples = [s for w in store.job_samples(job["id"]) for s in w] if metrics else []
+        raw = [s for w in store.job_samples(job["id"]) for s in w] if metrics and samples else []
         error = job["error"]
         results.append(
             {
@@ -78,7 +80,7 @@ def report_data(store: Store, run_id: str) -> dict[str, Any]:
                 "timer_floor_s": value("timer_floor"),
                 "peak_rss_bytes": value("peak_rss"),
                 "rss_after_load_bytes": value("rss_after_load"),
-                "samples_s": samples,
+                "samples_s": raw,
                 "energy_per_inference_j": value("energy_per_inference"),
                 "mean_power_w": value("mean_power"),
                 "idle_power_w": value("idle_power"),

@@ -1,0 +1,179 @@
+"""Two runs side by side, job by job: what improved, what regressed (`edgebench compare`).
+
+Jobs pair up by (device, model, variant, runtime setting). Each pair is judged on a fixed
+set of figures, each with a direction and a tolerance:
+
+- a change within the tolerance is "unchanged";
+- for the p50 latency, a change must also clear the noise: the two runs' 95% confidence
+  intervals of the median must not overlap;
+- a job that finished in the first run and failed in the second is a regression.
+
+The records are plain dicts; ``reports.compare`` renders them as text or markdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import UsageError
+from harness.results import report_data
+from harness.store import Store
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # what --threshold calls it
+    label: str  # column header
+    field: str  # record field (report_data's result rows)
+    lower_is_better: bool
+    tolerance: float  # a fraction of the first value, or absolute when `absolute`
+    absolute: bool = False
+    kind: str = "seconds"  # how reports.compare formats the values
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("p50", "p50 latency", "latency_p50", True, 0.05),
+    Rule("p90", "p90 latency", "latency_p90", True, 0.10),
+    Rule("memory", "Peak memory", "peak_rss_bytes", True, 0.05, kind="bytes"),
+    Rule("size", "File size", "file_size_bytes", True, 0.0, kind="bytes"),
+    # Accuracy in percentage points: 0.005 = 0.5 pp, about one digit of the digits test set.
+    Rule("accuracy", "Accuracy", "accuracy", False, 0.005, absolute=True, kind="fraction"),
+    Rule("energy", "Energy / inference", "energy_per_inference_j", True, 0.10, kind="joules"),
+)
+RULE_NAMES = tuple(r.name for r in RULES)
+
+# Verdicts, worst first.
+REGRESSED, IMPROVED, UNCHANGED, NOISE, MISSING = (
+    "regressed",
+    "improved",
+    "unchanged",
+    "within noise",
+    "n/a",
+)
+
+
+def parse_thresholds(values: list[str] | None) -> dict[str, float]:
+    """``--threshold p50=3`` (percent; accuracy in percentage points) -> {name: tolerance}."""
+    out: dict[str, float] = {}
+    for raw in values or []:
+        name, sep, text = raw.partition("=")
+        name = name.strip()
+        if not sep or name not in RULE_NAMES:
+            raise UsageError(
+                f"--threshold {raw!r}: expected NAME=VALUE with NAME one of {', '.join(RULE_NAMES)}"
+            )
+        try:
+            value = float(text.strip().removesuffix("%").removesuffix("pp"))
+        except ValueError:
+            raise UsageError(f"--threshold {raw!r}: {text!r} is not a number") from None
+        if value < 0:
+            raise UsageError(f"--threshold {raw!r}: must be >= 0")
+        out[name] = value / 100.0
+    return out
+
+
+def _key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (str(r["device"]), str(r["model"]), str(r["variant"]), str(r["setting"]))
+
+
+def _value(r: dict[str, Any], field: str) -> float | None:
+    if field.startswith("latency_"):
+        latency = r.get("latency_s") or {}
+        return latency.get(field.removeprefix("latency_"))
+    return r.get(field)
+
+
+def _estimated(r: dict[str, Any], field: str) -> bool:
+    est = r.get("estimated") or []
+    return ("latency_s" if field.startswith("latency_") else field) in est
+
+
+def judge(rule: Rule, tolerance: float, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One figure of one job pair: values, change and verdict."""
+    va, vb = _value(a, rule.field), _value(b, rule.field)
+    out: dict[str, Any] = {
+        "metric": rule.name,
+        "a": va,
+        "b": vb,
+        "change": None,
+        "estimated": _estimated(a, rule.field) or _estimated(b, rule.field),
+    }
+    if va is None or vb is None:
+        return {**out, "verdict": MISSING}
+    delta = vb - va
+    if rule.absolute:
+        out["change"] = delta
+        beyond = abs(delta) > tolerance
+    else:
+        out["change"] = delta / va if va else None
+        beyond = abs(delta) > tolerance * abs(va) if va else delta != 0
+    if delta == 0 or not beyond:
+        return {**out, "verdict": UNCHANGED}
+    worse = delta > 0 if rule.lower_is_better else delta < 0
+    if rule.field == "latency_p50":
+        la, lb = a.get("latency_s") or {}, b.get("latency_s") or {}
+        bounds = (la.get("ci_low"), la.get("ci_high"), lb.get("ci_low"), lb.get("ci_high"))
+        if None not in bounds:
+            a_low, a_high, b_low, b_high = bounds
+            if b_low <= a_high and a_low <= b_high:  # intervals overlap: not shown
+                return {**out, "verdict": NOISE}
+    return {**out, "verdict": REGRESSED if worse else IMPROVED}
+
+
+def compare_results(
+    results_a: list[dict[str, Any]],
+    results_b: list[dict[str, Any]],
+    thresholds: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Pair two runs' result rows and judge every figure; see the module docstring."""
+    tolerances = {r.name: r.tolerance for r in RULES} | (thresholds or {})
+    by_a = {_key(r): r for r in results_a}
+    by_b = {_key(r): r for r in results_b}
+    rows = []
+    for key in list(by_a) + [k for k in by_b if k not in by_a]:
+        a, b = by_a.get(key), by_b.get(key)
+        device, model, variant, setting = key
+        row: dict[str, Any] = {
+            "device": device,
+            "model": model,
+            "variant": variant,
+            "setting": setting,
+            "status_a": a["status"] if a else None,
+            "status_b": b["status"] if b else None,
+            "metrics": [],
+            "regressed": False,
+        }
+        if a is None or b is None:
+            row["note"] = "only in the first run" if b is None else "only in the second run"
+        elif a["status"] == "done" and b["status"] != "done":
+            row["note"] = f"{b['status']} in the second run: {b.get('error') or 'no result'}"
+            row["regressed"] = True
+        elif a["status"] != "done" and b["status"] == "done":
+            row["note"] = f"finished now ({a['status']} in the first run)"
+        elif a["status"] != "done":
+            row["note"] = f"{b['status']} in both runs"
+        else:
+            row["metrics"] = [judge(rule, tolerances[rule.name], a, b) for rule in RULES]
+            row["regressed"] = any(m["verdict"] == REGRESSED for m in row["metrics"])
+        rows.append(row)
+    # A job that stopped finishing counts once; otherwise each regressed figure counts.
+    regressions = sum(
+        sum(1 for m in r["metrics"] if m["verdict"] == REGRESSED) or int(r["regressed"])
+        for r in rows
+    )
+    return {
+        "thresholds": tolerances,
+        "rows": rows,
+        "regressions": regressions,
+        "improvements": sum(1 for r in rows for m in r["metrics"] if m["verdict"] == IMPROVED),
+    }
+
+
+def compare_runs(
+    store: Store, ref_a: str, ref_b: str, thresholds: dict[str, float] | None = None
+) -> dict[str, Any]:
+    data_a = report_data(store, ref_a, samples=False)
+    data_b = report_data(store, ref_b, samples=False)
+    out = compare_results(data_a["results"], data_b["results"], thresholds)
+    return {"run_a": data_a["run"], "run_b": data_b["run"], **out}
