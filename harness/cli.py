@@ -512,7 +512,14 @@ def run_cmd(
 
 
 def _summarize(
-    store: Store, run_id: str, ws: Workspace, *, write_html: bool, out: Path | None = None
+    store: Store,
+    run_id: str,
+    ws: Workspace,
+    *,
+    write_html: bool,
+    out: Path | None = None,
+    baseline: str | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> Path | None:
     from harness.results import report_data
     from reports.tables import rich_summary
@@ -520,6 +527,17 @@ def _summarize(
     data = report_data(store, run_id)
     for table in rich_summary(data):
         console.print(table)
+    if baseline is not None:
+        from harness.compare import compare_results
+        from reports.compare import format_text
+
+        base = report_data(store, baseline, samples=False)
+        data["comparison"] = {
+            "run_a": base["run"],
+            "run_b": data["run"],
+            **compare_results(base["results"], data["results"], thresholds),
+        }
+        sys.stdout.write(format_text(data["comparison"]))
     if not write_html:
         return None
     from reports.html import write_report
@@ -554,11 +572,27 @@ def runs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def report_cmd(
     run: Annotated[str, typer.Argument(help="Run id, unique prefix, or 'latest'.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output folder.")] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Another run to judge this one against (as `compare`)."),
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="With --baseline: NAME=VALUE, as for `compare`."),
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report of a run."""
+    from harness.compare import parse_thresholds
+
     ws = workspace()
     store = open_store(ws)
-    _summarize(store, store.resolve_run(run)["id"], ws, write_html=True, out=output)
+    run_id = store.resolve_run(run)["id"]
+    thresholds = parse_thresholds(threshold)
+    if baseline is not None:
+        baseline = store.resolve_run(baseline)["id"]  # a wrong id fails before any work
+    _summarize(
+        store, run_id, ws, write_html=True, out=output, baseline=baseline, thresholds=thresholds
+    )
 
 
 @app.command("compare")

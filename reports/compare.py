@@ -71,7 +71,7 @@ def _thresholds_text(thresholds: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
-def _headline(cmp: dict[str, Any]) -> str:
+def headline(cmp: dict[str, Any]) -> str:
     n, k = cmp["regressions"], cmp["improvements"]
     return (
         f"{n} regression{'s' if n != 1 else ''}, {k} improvement{'s' if k != 1 else ''}"
@@ -82,7 +82,7 @@ def _headline(cmp: dict[str, Any]) -> str:
 
 def format_text(cmp: dict[str, Any]) -> str:
     a, b = cmp["run_a"]["id"], cmp["run_b"]["id"]
-    lines = [f"compare {one_line(a)} → {one_line(b)}: {_headline(cmp)}"]
+    lines = [f"compare {one_line(a)} → {one_line(b)}: {headline(cmp)}"]
     quiet = 0
     for row in cmp["rows"]:
         label = _job_label(row)
@@ -116,7 +116,7 @@ def format_markdown(cmp: dict[str, Any]) -> str:
     out = [
         f"### edgebench compare `{md_escape(a)}` → `{md_escape(b)}`",
         "",
-        md_escape(_headline(cmp)),
+        md_escape(headline(cmp)),
         "",
         "| Device | Variant | Runtime | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
         "|---|---|---|" + "---|" * len(COLUMNS),

@@ -9,6 +9,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from reports.compare import COLUMNS as COMPARE_COLUMNS
+from reports.compare import figure_text
+from reports.compare import headline as compare_headline
 from reports.plots import latency_distribution_svg, pareto_svg, size_latency_svg
 from reports.tables import (
     ACCURACY_NOT_MEANINGFUL_NOTE,
@@ -240,6 +243,38 @@ def _variants(data: dict[str, Any]) -> list[dict[str, Any]]:
     return variants
 
 
+def _comparison(cmp: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`report --baseline`: every job of this run judged against the baseline run
+    (records from harness.compare; figures rendered as reports.compare does)."""
+    if not cmp:
+        return None
+    rows = []
+    for row in cmp["rows"]:
+        cells = [
+            {
+                "text": figure_text(m),
+                "class": {"regressed": "worse", "improved": "better"}.get(m["verdict"]),
+                "title": m["verdict"],
+            }
+            for m in row["metrics"]
+        ]
+        rows.append(
+            {
+                "labels": [_text(row[k]) for k in ("device", "variant", "setting")],
+                "note": _text(row["note"]) if row.get("note") else None,
+                "regressed": row["regressed"],
+                "cells": cells,
+            }
+        )
+    return {
+        "baseline": _text(cmp["run_a"].get("id")),
+        "headline": compare_headline(cmp),
+        "headers": [header for _, header, _ in COMPARE_COLUMNS],
+        "rows": rows,
+        "regressions": cmp["regressions"],
+    }
+
+
 def _context(data: dict[str, Any]) -> dict[str, Any]:
     run = data.get("run") or {}
     sections = [
@@ -259,6 +294,7 @@ def _context(data: dict[str, Any]) -> dict[str, Any]:
             ("Baseline", _text(run.get("baseline_variant"))),
         ],
         "title": f"edgebench report {_text(run.get('id'))}",
+        "comparison": _comparison(data.get("comparison")),
         "sections": sections,
         "variants": _variants(data),
         "chain_separator": CHAIN_SEPARATOR,

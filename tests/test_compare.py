@@ -146,6 +146,27 @@ def test_markdown_escapes_user_strings() -> None:
     assert md_escape("a\nb") == "a b"
 
 
+def test_html_report_with_a_baseline_run_shows_the_verdicts() -> None:
+    from reports.html import render_report
+    from tests.test_reports import make_data
+
+    data = make_data()
+    evil = "<img src=x onerror=alert(1)>"
+    base = [dict(r) for r in data["results"]]
+    base[0] = {**base[0], "file_size_bytes": base[0]["file_size_bytes"] // 2}
+    base.append(_row(evil, device=data["results"][0]["device"]))
+    data["comparison"] = {
+        "run_a": {"id": "base-run"},
+        "run_b": data["run"],
+        **compare_results(base, data["results"]),
+    }
+    html = render_report(data)
+    assert "Against run base-run" in html
+    assert '<td class="worse" title="regressed">' in html  # the doubled file size
+    assert "only in the first run" in html
+    assert evil not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -190,6 +211,15 @@ def test_cli_compare_gates_a_model_that_grew(eb: Runner, tmp_path: Path) -> None
     assert size["verdict"] == "regressed" and size["b"] > 3 * size["a"]
     md = eb("compare", before["id"], after["id"], "--format", "md").stdout
     assert md.startswith("### edgebench compare") and "| local | model |" in md
+
+    # The HTML report of the new run, judged against the reference run.
+    out = tmp_path / "report"
+    shown = eb("report", after["id"], "--baseline", before["id"], "-o", str(out), *wide)
+    assert "1 regression" in shown.stdout
+    html = (out / "index.html").read_text()
+    assert f"Against run {before['id']}" in html and 'class="worse"' in html
+    bad = eb("report", after["id"], "--baseline", "nope", check=False)
+    assert bad.returncode == 2 and "no run 'nope'" in bad.stderr
 
     bad = eb("compare", before["id"], "nope", check=False)
     assert bad.returncode == 2 and "no run 'nope'" in bad.stderr
