@@ -636,6 +636,70 @@ def compare_cmd(
         raise typer.Exit(1)
 
 
+@app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix, or 'latest'.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet or pytest-benchmark.")] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="File to write (csv and json: stdout without it)."),
+    ] = None,
+    samples: Annotated[
+        bool,
+        typer.Option("--samples", help="csv/parquet: one row per raw latency sample."),
+    ] = False,
+) -> None:
+    """Write a run's figures for other tools: a CSV or Parquet table, or pytest-benchmark JSON."""
+    import datetime as dt
+
+    from harness.results import report_data
+    from reports.export import (
+        JOB_COLUMNS,
+        SAMPLE_COLUMNS,
+        job_records,
+        pytest_benchmark_json,
+        sample_records,
+        write_csv,
+        write_parquet,
+    )
+
+    if fmt not in ("csv", "parquet", "pytest-benchmark"):
+        raise UsageError(f"--format {fmt!r}: expected csv, parquet or pytest-benchmark")
+    if fmt == "parquet" and output is None:
+        raise UsageError("--format parquet needs -o FILE (Parquet is binary)")
+    if samples and fmt == "pytest-benchmark":
+        raise UsageError("--samples is for csv and parquet")
+    if output is not None and output.is_dir():
+        raise UsageError(f"{output}: is a folder; give a file name")
+    store = open_store()
+    data = report_data(store, run, samples=False)
+    windows_of = store.job_samples
+    if fmt == "pytest-benchmark":
+        doc = pytest_benchmark_json(
+            data, windows_of, dt.datetime.now(dt.UTC).isoformat(), __version__
+        )
+        text = json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+        count = len(doc["benchmarks"])
+    else:
+        records = sample_records(data, windows_of) if samples else job_records(data)
+        columns = SAMPLE_COLUMNS if samples else JOB_COLUMNS
+        if fmt == "parquet":
+            assert output is not None
+            count = write_parquet(records, columns, output)
+        elif output is None:
+            count = write_csv(records, columns, sys.stdout)
+        else:
+            with output.open("w", newline="", encoding="utf-8") as f:
+                count = write_csv(records, columns, f)
+    if output is not None:
+        what = "samples" if samples else ("benchmarks" if fmt == "pytest-benchmark" else "jobs")
+        console.print(f"wrote {count} {what} to {output}", highlight=False)
+
+
 @app.command("infer")
 def infer_cmd(
     model: Annotated[Path, typer.Argument(help=".onnx or .tflite model file.")],

@@ -59,6 +59,7 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str,
         error = job["error"]
         results.append(
             {
+                "job_id": job["id"],
                 "device": job["device"],
                 "variant": job["variant"],
                 "model": job["model"],

@@ -1,0 +1,256 @@
+"""A run's figures as files other tools read (`edgebench export`).
+
+- ``csv`` / ``parquet``: one row per job with every figure, or with ``samples`` one row per
+  raw latency sample. An ``estimated`` column names the figures that are estimated (no
+  sensor, emulation), so no consumer can mistake them for measurements.
+- ``pytest-benchmark``: the JSON that pytest-benchmark saves, so `pytest-benchmark compare`
+  and dashboards built on it read edgebench runs. One benchmark per job, group = device,
+  stats from the raw samples (seconds).
+
+Input: ``report_data`` records (harness.results) and, for samples, each job's windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+JOB_COLUMNS = (
+    "run_id",
+    "device",
+    "model",
+    "variant",
+    "setting",
+    "runtime",
+    "threads",
+    "status",
+    "error",
+    "format",
+    "file_size_bytes",
+    "zstd_size_bytes",
+    "params",
+    "nonzero_params",
+    "macs",
+    "accuracy",
+    "accuracy_n",
+    "accuracy_retention",
+    "latency_p50_s",
+    "latency_p90_s",
+    "latency_p95_s",
+    "latency_p99_s",
+    "latency_mean_s",
+    "latency_min_s",
+    "latency_max_s",
+    "latency_std_s",
+    "latency_cv",
+    "latency_n",
+    "latency_ci_low_s",
+    "latency_ci_high_s",
+    "throughput_per_s",
+    "init_s",
+    "first_inference_s",
+    "timer_floor_s",
+    "peak_rss_bytes",
+    "rss_after_load_bytes",
+    "mean_power_w",
+    "idle_power_w",
+    "energy_per_inference_j",
+    "power_rail",
+    "power_sample_rate_hz",
+    "estimated",
+)
+SAMPLE_COLUMNS = (
+    "run_id",
+    "device",
+    "model",
+    "variant",
+    "setting",
+    "repetition",
+    "index",
+    "latency_s",
+    "estimated",
+)
+
+
+def job_records(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat record per job, keys as JOB_COLUMNS."""
+    run_id = data["run"]["id"]
+    out = []
+    for r in data["results"]:
+        latency = r.get("latency_s") or {}
+        rec: dict[str, Any] = {k: r.get(k) for k in JOB_COLUMNS}
+        rec["run_id"] = run_id
+        for key in ("p50", "p90", "p95", "p99", "mean", "min", "max", "std", "ci_low", "ci_high"):
+            rec[f"latency_{key}_s"] = latency.get(key)
+        rec["latency_cv"] = latency.get("cv")
+        rec["latency_n"] = latency.get("n")
+        rec["throughput_per_s"] = latency.get("throughput")
+        rec["estimated"] = ";".join(r.get("estimated") or [])
+        out.append(rec)
+    return out
+
+
+def sample_records(data: dict[str, Any], windows_of: Any) -> Iterable[dict[str, Any]]:
+    """One record per raw sample; ``windows_of(job_id)`` gives a job's windows."""
+    run_id = data["run"]["id"]
+    for r in data["results"]:
+        if r.get("status") != "done":
+            continue
+        estimated = "latency_s" in (r.get("estimated") or [])
+        for rep, window in enumerate(windows_of(r["job_id"])):
+            for i, value in enumerate(window):
+                yield {
+                    "run_id": run_id,
+                    "device": r["device"],
+                    "model": r["model"],
+                    "variant": r["variant"],
+                    "setting": r["setting"],
+                    "repetition": rep,
+                    "index": i,
+                    "latency_s": value,
+                    "estimated": estimated,
+                }
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula gets a leading quote (a variant or
+    device name is user input); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
+def write_csv(
+    records: Iterable[dict[str, Any]], columns: Sequence[str], out: io.TextIOBase | Any
+) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    n = 0
+    for rec in records:
+        writer.writerow([_csv_cell(rec.get(c)) for c in columns])
+        n += 1
+    return n
+
+
+def write_parquet(records: Iterable[dict[str, Any]], columns: Sequence[str], path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = list(records)
+    table = pa.table({c: [r.get(c) for r in rows] for c in columns})
+    pq.write_table(table, str(path))
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- pytest-benchmark
+
+
+def _nearest_rank(sorted_values: Sequence[float], q: float) -> float:
+    n = len(sorted_values)
+    return sorted_values[max(0, math.ceil(q * n) - 1)]
+
+
+def benchmark_stats(samples: Sequence[float]) -> dict[str, Any]:
+    """pytest-benchmark's stats fields from raw samples (seconds). Quartiles are
+    nearest-rank, as everywhere in edgebench; stddev uses ddof=1 as pytest-benchmark does."""
+    data = sorted(samples)
+    n = len(data)
+    mean = sum(data) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in data) / (n - 1)) if n > 1 else 0.0
+    q1, median, q3 = (_nearest_rank(data, q) for q in (0.25, 0.5, 0.75))
+    iqr = q3 - q1
+    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    iqr_outliers = sum(1 for x in data if x < low_fence or x > high_fence)
+    stddev_outliers = sum(1 for x in data if x < mean - std or x > mean + std)
+    total = sum(data)
+    return {
+        "min": data[0],
+        "max": data[-1],
+        "mean": mean,
+        "stddev": std,
+        "rounds": n,
+        "median": median,
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_outliers,
+        "stddev_outliers": stddev_outliers,
+        "outliers": f"{stddev_outliers};{iqr_outliers}",
+        "ld15iqr": next(x for x in data if x >= low_fence),
+        "hd15iqr": next(x for x in reversed(data) if x <= high_fence),
+        "ops": 1.0 / mean if mean > 0 else 0.0,
+        "total": total,
+        "iterations": 1,
+    }
+
+
+def pytest_benchmark_json(
+    data: dict[str, Any], windows_of: Any, exported_at: str, edgebench_version: str
+) -> dict[str, Any]:
+    run = data["run"]
+    devices = {d["name"]: d for d in data.get("devices") or []}
+    first = next(iter(devices.values()), {"facts": {}})
+    facts = first.get("facts") or {}
+    benchmarks = []
+    for r in data["results"]:
+        if r.get("status") != "done":
+            continue
+        pooled = [s for w in windows_of(r["job_id"]) for s in w]
+        if not pooled:
+            continue
+        estimated = list(r.get("estimated") or [])
+        name = f"{r['variant']}[{r['setting']}]"
+        benchmarks.append(
+            {
+                "group": r["device"],
+                "name": name,
+                "fullname": f"{r['device']}::{r['model']}::{name}",
+                "params": {"device": r["device"], "setting": r["setting"]},
+                "param": r["setting"],
+                "extra_info": {
+                    "edgebench_run": run["id"],
+                    "model": r["model"],
+                    "variant": r["variant"],
+                    "file_size_bytes": r.get("file_size_bytes"),
+                    "accuracy": r.get("accuracy"),
+                    "peak_rss_bytes": r.get("peak_rss_bytes"),
+                    "energy_per_inference_j": r.get("energy_per_inference_j"),
+                    "percentiles": "nearest-rank",
+                    # Named so no dashboard shows an emulated or sensor-less figure as measured.
+                    "estimated": estimated,
+                },
+                "options": {
+                    "timer": "perf_counter_ns (edgebench agent, one sample per inference)",
+                    "disable_gc": False,
+                    "warmup": True,
+                    "repetitions": run.get("repetitions"),
+                },
+                "stats": benchmark_stats(pooled),
+            }
+        )
+    return {
+        "machine_info": {
+            "node": first.get("name"),
+            "processor": facts.get("arch"),
+            "machine": facts.get("arch"),
+            "python_implementation": "CPython",
+            "python_version": facts.get("python"),
+            "release": facts.get("kernel"),
+            "system": facts.get("os"),
+            "cpu": {"brand_raw": facts.get("cpu_model"), "count": facts.get("cpu_cores")},
+            "edgebench_devices": sorted(devices),
+        },
+        "commit_info": {"id": run.get("commit"), "project": "edgebench", "dirty": None},
+        "benchmarks": benchmarks,
+        "datetime": exported_at,
+        "version": f"edgebench {edgebench_version}",
+    }
