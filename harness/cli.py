@@ -700,6 +700,46 @@ def export_cmd(
         console.print(f"wrote {count} {what} to {output}", highlight=False)
 
 
+@app.command("publish")
+def publish_cmd(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Site folder (default: $EDGEBENCH_HOME/site)."),
+    ] = None,
+) -> None:
+    """Write a static site: an index of every run and each run's report, judged against
+    the previous run of its suite. Pages that have not changed are not rendered again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from harness.publish import publish_site
+
+    ws = workspace()
+    store = open_store(ws)
+    site = output or ws.home / "site"
+    if site.exists() and not site.is_dir():
+        raise UsageError(f"{site}: exists and is not a folder")
+    total = len(store.list_runs())
+    with Progress(
+        TextColumn("publishing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=total)
+
+        def on_page(run_id: str, rendered: bool) -> None:
+            progress.update(task, advance=1, description=run_id if rendered else "")
+
+        result = publish_site(store, site, on_page)
+    console.print(
+        f"{result['rendered']} run page(s) rendered, {result['up_to_date']} up to date; "
+        f"site: {result['index']}",
+        highlight=False,
+    )
+
+
 @app.command("infer")
 def infer_cmd(
     model: Annotated[Path, typer.Argument(help=".onnx or .tflite model file.")],
