@@ -96,7 +96,7 @@ def build_variants(
                 fmt = recipes.check_chain(base_format, variant)
                 key = recipes.build_key(model, variant, suite_dir)
                 record = cache.ws.builds_dir / f"{key}.json"
-                hit = _cached(cache, record)
+                hit = _cached(cache, record, model, variant)
                 from_cache = hit is not None
                 if hit is None:
                     if base is None:
@@ -115,30 +115,31 @@ def _model_format(model: ModelSpec) -> str:
     return {".onnx": "onnx", ".tflite": "tflite"}.get(Path(str(model.file)).suffix, "unknown")
 
 
-def _cached(cache: ArtifactCache, record: Path) -> Variant | None:
+def _cached(
+    cache: ArtifactCache, record: Path, model: ModelSpec, variant: VariantSpec
+) -> Variant | None:
+    """The variant from an earlier build of the same chain. The build key covers what makes
+    the file (model spec, recipe, inputs), not names: the names and the description are
+    this suite's, even when another suite (or an older name) built the file."""
     if not record.is_file():
         return None
     info = json.loads(record.read_text())
     artifact = cache.lookup(info["sha256"])
     if artifact is None:
         return None
-    meta = {
-        **info.get("meta", {}),
-        "recipe": info["recipe"],
-        "model": info["model"],
-        "variant": info["variant"],
-    }
+    stage_meta = {**info.get("meta", {}), "description": variant.description}
+    meta = {**stage_meta, "recipe": info["recipe"], "model": model.name, "variant": variant.name}
     cache.store.record_artifact(
         artifact.sha256, artifact.path.name, info["format"], artifact.size_bytes, meta
     )
     return Variant(
-        info["model"],
-        info["variant"],
+        model.name,
+        variant.name,
         info["format"],
         artifact,
         info["recipe"],
         info.get("dataset"),
-        info.get("meta", {}),
+        stage_meta,
     )
 
 

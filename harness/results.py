@@ -41,6 +41,13 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str,
                 "facts": row.get("facts") or {},
             }
         )
+    # A variant's description is the run's (its suite as it ran), not the artifact's: one
+    # file can be built for several variants, by several suites.
+    descriptions = {
+        v.get("name"): v.get("description")
+        for v in (run["suite"] or {}).get("variants") or []
+        if isinstance(v, dict)
+    }
     results = []
     for job in jobs:
         artifact = store.get_artifact(job["artifact_sha256"]) if job["artifact_sha256"] else None
@@ -72,7 +79,12 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str,
                 if error and job["status"] != "done"
                 else None,
                 "file_size_bytes": artifact["size_bytes"] if artifact else None,
-                **variant_facts((artifact or {}).get("meta") or {}),
+                **variant_facts(
+                    {
+                        **((artifact or {}).get("meta") or {}),
+                        "description": descriptions.get(job["variant"]),
+                    }
+                ),
                 "accuracy": value("accuracy_top1"),
                 "accuracy_n": int(value("accuracy_n")) if value("accuracy_n") is not None else None,
                 "latency_s": latency,

@@ -163,6 +163,30 @@ def test_litert_xnnpack_on_and_off_are_separate_jobs(eb: Runner, tmp_path: Path)
     assert seen == {(v, x) for v in ("fp32-tflite", "int8dr-tflite") for x in (True, False)}
 
 
+def test_cached_build_takes_this_suites_names(eb: Runner, fast_suite: Path) -> None:
+    """The build cache is keyed by what makes the file, not by names: a renamed variant
+    (or another suite with the same chain) reuses the file under its own name."""
+    eb("variants", str(fast_suite))  # builds (or finds) int8-onnx
+    renamed = fast_suite.with_name("renamed.yaml")
+    renamed.write_text(
+        fast_suite.read_text().replace(
+            "  - name: int8-onnx\n",
+            "  - name: candidate\n    description: the int8 model under review\n",
+        )
+    )
+    proc = eb("variants", str(renamed), "--json")
+    assert "variant digits_cnn/candidate: cached" in proc.stderr
+    rows = {r["variant"]: r for r in json.loads(proc.stdout)}
+    assert "int8-onnx" not in rows and rows["candidate"]["recipe"][-1] == "onnx_int8_static"
+    eb("device", "add", "local")
+    eb("run", str(renamed), "--device", "local", "--no-report")
+    variants = {v for (v,) in _query(eb, "SELECT DISTINCT variant FROM jobs")}
+    assert variants == {"fp32-onnx", "candidate", "fp32-tflite", "int8dr-tflite"}
+    out = Path(eb.env["EDGEBENCH_HOME"]) / "renamed-report"  # type: ignore[attr-defined]
+    eb("report", "latest", "-o", str(out))
+    assert "the int8 model under review" in (out / "index.html").read_text()
+
+
 def test_infer_matches_host_reference(eb: Runner, tmp_path: Path) -> None:
     import onnxruntime as ort
 
