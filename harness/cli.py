@@ -791,18 +791,21 @@ def infer_cmd(
 
 @app.command("import")
 def import_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Logs; a times JSON follows its log.")],
-    tool: Annotated[str, typer.Option(help="Which tool wrote the files: trtexec.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Logs; for trtexec a times JSON follows its log.")
+    ],
+    tool: Annotated[
+        str,
+        typer.Option(help="Which tool wrote the files: trtexec, benchmark_model, ort-perf-test."),
+    ],
     device: Annotated[str, typer.Option(help="Device the logs come from.")] = "imported",
 ) -> None:
-    """Bring existing vendor-tool logs into a new run (trtexec now)."""
-    from harness.importer import TOOLS, import_trtexec
+    """Bring existing vendor-tool logs into a new run (one job per log)."""
+    from harness.importer import import_logs
 
-    if tool not in TOOLS:
-        raise UsageError(f"--tool {tool!r} is not supported yet (supported: {', '.join(TOOLS)})")
     ws = workspace()
     store = open_store(ws)
-    run_id = import_trtexec(store, files, device)
+    run_id = import_logs(store, tool, files, device)
     console.print(
         f"imported {len(store.jobs_for_run(run_id))} log(s) as run {run_id}", highlight=False
     )

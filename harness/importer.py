@@ -1,14 +1,22 @@
 """Bring results of vendor tools, run outside edgebench, into a run.
 
-``edgebench import --tool trtexec LOG [TIMES.json] [LOG ...]``: each log becomes
-a finished job; an ``--exportTimes`` JSON given right after its log supplies the
-raw per-inference latencies (otherwise only trtexec's own summary is known, and
-the job says so).
+``edgebench import --tool TOOL FILE ...``: each log becomes a finished job of a new run.
+
+* ``trtexec``: a console log, optionally followed by its ``--exportTimes`` JSON, which
+  supplies the raw per-inference latencies (otherwise only trtexec's own summary is
+  known, and the job says so).
+* ``benchmark_model`` (LiteRT / TensorFlow Lite, also as read from ``adb logcat``) and
+  ``ort-perf-test`` (``onnxruntime_perf_test``): the printed summary.
+
+Where no raw samples exist the job's figures are the tool's own statistics, stored as it
+printed them; the run says so (``suite.imported``) and reports mark it.
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +25,20 @@ from harness.errors import UsageError
 from harness.scheduler import latency_metrics
 from harness.store import Metric, Store
 from harness.workspace import git_commit
+from runners.benchmark_model import BenchmarkModelParseError, parse_benchmark_model
+from runners.ort_perf_test import OrtPerfTestParseError, parse_ort_perf_test
 from runners.trtexec import TrtexecParseError, parse_export_times, parse_trtexec_log
 
-TOOLS = ("trtexec",)
+
+@dataclass
+class ImportedJob:
+    source: Path
+    runtime: str
+    setting: dict[str, Any]
+    result: dict[str, Any]
+    metrics: list[Metric]
+    windows: list[list[float]] = field(default_factory=list)
+    runtime_version: str | None = None
 
 
 def pair_files(files: list[Path]) -> list[tuple[Path, Path | None]]:
@@ -39,69 +58,196 @@ def pair_files(files: list[Path]) -> list[tuple[Path, Path | None]]:
     return pairs
 
 
-def import_trtexec(store: Store, files: list[Path], device: str) -> str:
-    jobs: list[tuple[dict[str, Any], dict[str, Any], list[list[float]], list[Metric]]] = []
+def _read(path: Path) -> str:
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        return path.read_text(errors="replace")
+    except OSError as e:
+        raise UsageError(f"{path}: {e}") from None
+
+
+def _trtexec_jobs(files: list[Path]) -> list[ImportedJob]:
+    jobs = []
     for log, times in pair_files(files):
         try:
-            result = parse_trtexec_log(log.read_text(errors="replace"))
-            samples = parse_export_times(times.read_text()) if times else []
+            result = parse_trtexec_log(_read(log))
+            samples = parse_export_times(_read(times)) if times else []
         except TrtexecParseError as e:
             raise UsageError(f"{times if times and 'JSON' in str(e) else log}: {e}") from None
-        except (OSError, ValueError) as e:
+        except ValueError as e:
             raise UsageError(f"{times or log}: {e}") from None
-        variant = log.stem
-        setting = {
-            "runtime": "tensorrt",
-            "threads": None,
-            "precision": result.precision,
-            "tool": "trtexec",
-        }
-        planned = {
-            "key": f"{device}|imported|{variant}|trtexec",
-            "device": device,
-            "model": "imported",
-            "variant": variant,
-            "runtime": "tensorrt",
-            "setting": setting,
-            "artifact_sha256": None,
-        }
-        windows = [samples] if samples else []
-        job_result = {
-            "imported_from": str(log),
-            "times_file": str(times) if times else None,
-            "trtexec": _jsonable(result),
-            "note": None if samples else "summary only: trtexec's own statistics, no raw samples",
-        }
-        jobs.append((planned, job_result, windows, _metrics(result, samples)))
+        jobs.append(
+            ImportedJob(
+                source=log,
+                runtime="tensorrt",
+                setting={"runtime": "tensorrt", "threads": None, "precision": result.precision},
+                result={
+                    "times_file": str(times) if times else None,
+                    "trtexec": _jsonable(result),
+                    "note": None
+                    if samples
+                    else "summary only: trtexec's own statistics, no raw samples",
+                },
+                metrics=_metrics(result, samples),
+                windows=[samples] if samples else [],
+                runtime_version=result.trt_version,
+            )
+        )
+    return jobs
 
+
+def _summary_metrics(
+    figures: dict[str, float | None], n: int | None, throughput: float | None
+) -> list[Metric]:
+    """A tool's own latency figures (seconds), stored as it printed them."""
+    out = [Metric(f"latency_{k}", v, "s") for k, v in figures.items() if v is not None]
+    if n is not None:
+        out.append(Metric("latency_n", n, "count"))
+    if throughput is not None:
+        out.append(Metric("throughput", throughput, "1/s"))
+    return out
+
+
+def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
+    jobs = []
+    for log in files:
+        try:
+            r = parse_benchmark_model(_read(log))
+        except BenchmarkModelParseError as e:
+            raise UsageError(f"{log}: {e}") from None
+        timed = r.timed
+        mean = timed.avg_s if timed and timed.avg_s is not None else r.inference_avg_s
+        metrics = _summary_metrics(
+            {
+                "p50": timed.median_s if timed else None,
+                "p95": timed.p95_s if timed else None,
+                "mean": mean,
+                "min": timed.min_s if timed else None,
+                "max": timed.max_s if timed else None,
+            },
+            timed.count if timed else None,
+            1.0 / mean if mean else None,
+        )
+        metrics += [
+            Metric("init", r.init_s, "s"),
+            Metric("first_inference", r.first_inference_s, "s"),
+            Metric("peak_rss", r.peak_memory_bytes, "bytes"),
+        ]
+        jobs.append(
+            ImportedJob(
+                source=log,
+                runtime="litert",
+                setting={"runtime": "litert", "threads": r.num_threads},
+                result={
+                    "benchmark_model": _jsonable(r),
+                    "note": "summary only: benchmark_model's own statistics (its std is over "
+                    "the timed runs, ddof=0), no raw samples",
+                },
+                metrics=metrics,
+            )
+        )
+    return jobs
+
+
+def _ort_perf_test_jobs(files: list[Path]) -> list[ImportedJob]:
+    jobs = []
+    for log in files:
+        try:
+            r = parse_ort_perf_test(_read(log))
+        except OrtPerfTestParseError as e:
+            raise UsageError(f"{log}: {e}") from None
+        figures: dict[str, float | None] = {
+            f"p{int(p)}": v for p, v in r.percentiles_s.items() if p in (50, 90, 95, 99)
+        }
+        figures |= {"mean": r.mean_s, "min": r.min_s, "max": r.max_s}
+        metrics = _summary_metrics(figures, r.requests, r.throughput_per_s)
+        metrics += [
+            Metric("init", r.session_creation_s, "s"),
+            Metric("first_inference", r.first_inference_s, "s"),
+            Metric("peak_rss", r.peak_working_set_bytes, "bytes"),
+        ]
+        jobs.append(
+            ImportedJob(
+                source=log,
+                runtime="onnxruntime",
+                setting={"runtime": "onnxruntime", "threads": r.intra_op_threads},
+                result={
+                    "onnxruntime_perf_test": _jsonable(r),
+                    "note": "summary only: onnxruntime_perf_test's own statistics, no raw samples",
+                },
+                metrics=metrics,
+            )
+        )
+    return jobs
+
+
+READERS: dict[str, Callable[[list[Path]], list[ImportedJob]]] = {
+    "trtexec": _trtexec_jobs,
+    "benchmark_model": _benchmark_model_jobs,
+    "ort-perf-test": _ort_perf_test_jobs,
+}
+TOOLS = tuple(READERS)
+
+
+def import_logs(store: Store, tool: str, files: list[Path], device: str) -> str:
+    """Parse every file first (a bad one stops the import before anything is stored),
+    then store one finished job per log in a new run; returns the run id."""
+    if tool not in READERS:
+        raise UsageError(f"--tool {tool!r} is not supported (supported: {', '.join(TOOLS)})")
+    if not files:
+        raise UsageError("no log files given")
+    jobs = READERS[tool](files)
+    planned = []
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        variant = job.source.stem
+        if variant in seen:
+            raise UsageError(
+                f"{job.source}: named like {seen[variant]}; each log's file name names its "
+                "variant, so give them different names"
+            )
+        seen[variant] = job.source
+        planned.append(
+            {
+                "key": f"{device}|imported|{variant}|{tool}",
+                "device": device,
+                "model": "imported",
+                "variant": variant,
+                "runtime": job.runtime,
+                "setting": {**job.setting, "tool": tool},
+                "artifact_sha256": None,
+            }
+        )
+    name = f"import-{tool}"
     run_id = store.create_run(
-        suite_name="import-trtexec",
+        suite_name=name,
         suite_path="",
         version=__version__,
         commit=git_commit(),
         host=platform.node(),
-        planned_jobs=[p for p, _, _, _ in jobs],
+        planned_jobs=planned,
         suite={
-            "name": "import-trtexec",
+            "name": name,
             "imported": True,
+            "tool": tool,
             "measure": {"repetitions": 1},
             "variants": [],
         },
     )
     stored = {j["key"]: j["id"] for j in store.jobs_for_run(run_id)}
-    for planned, job_result, windows, metrics in jobs:
-        provenance = {
-            "imported": True,
-            "tool": "trtexec",
-            "runtime_version": job_result["trtexec"].get("trt_version"),
-            "edgebench_version": __version__,
-        }
+    for p, job in zip(planned, jobs, strict=True):
         store.finish_job(
-            stored[planned["key"]],
-            result=job_result,
-            provenance=provenance,
-            windows=windows,
-            job_metrics=metrics,
+            stored[p["key"]],
+            result={"imported_from": str(job.source), **job.result},
+            provenance={
+                "imported": True,
+                "tool": tool,
+                "runtime_version": job.runtime_version,
+                "edgebench_version": __version__,
+            },
+            windows=job.windows,
+            job_metrics=job.metrics,
         )
     store.set_run_status(run_id, "finished")
     return run_id

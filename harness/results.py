@@ -114,6 +114,12 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str,
             "edgebench_version": run["edgebench_version"],
             "commit": run["commit"],
             "repetitions": (run["suite"].get("measure") or {}).get("repetitions"),
+            # `edgebench import`: figures without raw samples are the tool's own.
+            "imported_tool": (
+                run["suite"].get("tool") or run["suite_name"].removeprefix("import-")
+                if run["suite"].get("imported")
+                else None
+            ),
         },
         "devices": devices,
         "results": results,

@@ -371,7 +371,14 @@ def cell(row: dict[str, Any], key: str) -> str:
 
 
 def percentile_note(data: dict[str, Any]) -> str:
-    reps = (data.get("run") or {}).get("repetitions")
+    run = data.get("run") or {}
+    tool = run.get("imported_tool")
+    if tool:
+        return (
+            f"imported from {one_line(str(tool))} logs: nearest-rank percentiles where raw "
+            "samples were imported, otherwise the tool's own statistics as it printed them"
+        )
+    reps = run.get("repetitions")
     return f"percentiles: nearest-rank; latency = median across {reps or '?'} repetitions"
 
 
