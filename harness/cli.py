@@ -675,8 +675,15 @@ def export_cmd(
     data = report_data(store, run, samples=False)
     windows_of = store.job_samples
     if fmt == "pytest-benchmark":
+        from harness.stats import pytest_benchmark_stats
+
+        stats_of = {}
+        for r in data["results"]:
+            pooled = [x for w in windows_of(r["job_id"]) for x in w]
+            if r["status"] == "done" and pooled:
+                stats_of[r["job_id"]] = pytest_benchmark_stats(pooled)
         doc = pytest_benchmark_json(
-            data, windows_of, dt.datetime.now(dt.UTC).isoformat(), __version__
+            data, stats_of, dt.datetime.now(dt.UTC).isoformat(), __version__
         )
         text = json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
         if output is None:

@@ -268,6 +268,42 @@ def summarize_windows(
     )
 
 
+def pytest_benchmark_stats(samples: Sequence[float]) -> dict[str, Any]:
+    """The ``stats`` block of a pytest-benchmark JSON file, from raw samples (seconds).
+
+    Quartiles are nearest-rank like every percentile here; ``stddev`` uses ``STD_DDOF``
+    (pytest-benchmark's own ddof as well); outliers are counted as that plugin defines
+    them (beyond mean +- 1 std; beyond 1.5 IQR from the quartiles)."""
+    arr = _as_sorted_array(samples)
+    n = int(arr.size)
+    mean = float(arr.mean())
+    std = float(arr.std(ddof=STD_DDOF)) if n > 1 else 0.0
+    q1, median, q3 = (_percentile_sorted(arr, p) for p in (25, 50, 75))
+    iqr = q3 - q1
+    low, high = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    iqr_outliers = int(np.count_nonzero((arr < low) | (arr > high)))
+    std_outliers = int(np.count_nonzero((arr < mean - std) | (arr > mean + std)))
+    return {
+        "min": float(arr[0]),
+        "max": float(arr[-1]),
+        "mean": mean,
+        "stddev": std,
+        "rounds": n,
+        "median": median,
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_outliers,
+        "stddev_outliers": std_outliers,
+        "outliers": f"{std_outliers};{iqr_outliers}",
+        "ld15iqr": float(arr[np.searchsorted(arr, low, side="left")]),
+        "hd15iqr": float(arr[np.searchsorted(arr, high, side="right") - 1]),
+        "ops": 1.0 / mean if mean > 0 else 0.0,
+        "total": float(arr.sum()),
+        "iterations": 1,
+    }
+
+
 def retention(variant_value: float | None, baseline_value: float | None) -> float | None:
     """Ratio ``variant / baseline`` (e.g. accuracy kept by a compressed variant).
 

@@ -5,7 +5,7 @@
   sensor, emulation), so no consumer can mistake them for measurements.
 - ``pytest-benchmark``: the JSON that pytest-benchmark saves, so `pytest-benchmark compare`
   and dashboards built on it read edgebench runs. One benchmark per job, group = device,
-  stats from the raw samples (seconds).
+  stats computed by the controller from the raw samples (seconds).
 
 Input: ``report_data`` records (harness.results) and, for samples, each job's windows.
 """
@@ -154,48 +154,14 @@ def write_parquet(records: Iterable[dict[str, Any]], columns: Sequence[str], pat
 # --------------------------------------------------------------------------- pytest-benchmark
 
 
-def _nearest_rank(sorted_values: Sequence[float], q: float) -> float:
-    n = len(sorted_values)
-    return sorted_values[max(0, math.ceil(q * n) - 1)]
-
-
-def benchmark_stats(samples: Sequence[float]) -> dict[str, Any]:
-    """pytest-benchmark's stats fields from raw samples (seconds). Quartiles are
-    nearest-rank, as everywhere in edgebench; stddev uses ddof=1 as pytest-benchmark does."""
-    data = sorted(samples)
-    n = len(data)
-    mean = sum(data) / n
-    std = math.sqrt(sum((x - mean) ** 2 for x in data) / (n - 1)) if n > 1 else 0.0
-    q1, median, q3 = (_nearest_rank(data, q) for q in (0.25, 0.5, 0.75))
-    iqr = q3 - q1
-    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    iqr_outliers = sum(1 for x in data if x < low_fence or x > high_fence)
-    stddev_outliers = sum(1 for x in data if x < mean - std or x > mean + std)
-    total = sum(data)
-    return {
-        "min": data[0],
-        "max": data[-1],
-        "mean": mean,
-        "stddev": std,
-        "rounds": n,
-        "median": median,
-        "iqr": iqr,
-        "q1": q1,
-        "q3": q3,
-        "iqr_outliers": iqr_outliers,
-        "stddev_outliers": stddev_outliers,
-        "outliers": f"{stddev_outliers};{iqr_outliers}",
-        "ld15iqr": next(x for x in data if x >= low_fence),
-        "hd15iqr": next(x for x in reversed(data) if x <= high_fence),
-        "ops": 1.0 / mean if mean > 0 else 0.0,
-        "total": total,
-        "iterations": 1,
-    }
-
-
 def pytest_benchmark_json(
-    data: dict[str, Any], windows_of: Any, exported_at: str, edgebench_version: str
+    data: dict[str, Any],
+    stats_of: dict[Any, dict[str, Any]],
+    exported_at: str,
+    edgebench_version: str,
 ) -> dict[str, Any]:
+    """``stats_of``: job id -> pytest-benchmark stats of its raw samples (harness.stats);
+    jobs without samples are left out."""
     run = data["run"]
     devices = {d["name"]: d for d in data.get("devices") or []}
     first = next(iter(devices.values()), {"facts": {}})
@@ -204,8 +170,7 @@ def pytest_benchmark_json(
     for r in data["results"]:
         if r.get("status") != "done":
             continue
-        pooled = [s for w in windows_of(r["job_id"]) for s in w]
-        if not pooled:
+        if r.get("job_id") not in stats_of:
             continue
         estimated = list(r.get("estimated") or [])
         name = f"{r['variant']}[{r['setting']}]"
@@ -234,7 +199,7 @@ def pytest_benchmark_json(
                     "warmup": True,
                     "repetitions": run.get("repetitions"),
                 },
-                "stats": benchmark_stats(pooled),
+                "stats": stats_of[r["job_id"]],
             }
         )
     return {

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.export import JOB_COLUMNS, _csv_cell, benchmark_stats, job_records
+from harness.stats import pytest_benchmark_stats as benchmark_stats
+from reports.export import JOB_COLUMNS, _csv_cell, job_records
 from tests.conftest import EDGEBENCH, FAST_SUITE
 
 
