@@ -97,16 +97,43 @@ def _trtexec_jobs(files: list[Path]) -> list[ImportedJob]:
     return jobs
 
 
-def _summary_metrics(
-    figures: dict[str, float | None], n: int | None, throughput: float | None
-) -> list[Metric]:
-    """A tool's own latency figures (seconds), stored as it printed them."""
-    out = [Metric(f"latency_{k}", v, "s") for k, v in figures.items() if v is not None]
+def _summary_job(
+    log: Path,
+    tool: str,
+    parsed: Any,
+    *,
+    runtime: str,
+    threads: int | None,
+    figures: dict[str, float | None],
+    n: int | None,
+    throughput: float | None,
+    init_s: float | None,
+    first_s: float | None,
+    peak_bytes: float | None,
+    note: str = "",
+) -> ImportedJob:
+    """A job from a tool's printed summary: its own latency figures (seconds) stored as
+    it printed them, and no raw samples."""
+    metrics = [Metric(f"latency_{k}", v, "s") for k, v in figures.items() if v is not None]
     if n is not None:
-        out.append(Metric("latency_n", n, "count"))
+        metrics.append(Metric("latency_n", n, "count"))
     if throughput is not None:
-        out.append(Metric("throughput", throughput, "1/s"))
-    return out
+        metrics.append(Metric("throughput", throughput, "1/s"))
+    metrics += [
+        Metric("init", init_s, "s"),
+        Metric("first_inference", first_s, "s"),
+        Metric("peak_rss", peak_bytes, "bytes"),
+    ]
+    return ImportedJob(
+        source=log,
+        runtime=runtime,
+        setting={"runtime": runtime, "threads": threads},
+        result={
+            tool: _jsonable(parsed),
+            "note": f"summary only: {tool}'s own statistics{note}, no raw samples",
+        },
+        metrics=metrics,
+    )
 
 
 def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
@@ -118,33 +145,28 @@ def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
             raise UsageError(f"{log}: {e}") from None
         timed = r.timed
         mean = timed.avg_s if timed and timed.avg_s is not None else r.inference_avg_s
-        metrics = _summary_metrics(
-            {
-                "p50": timed.median_s if timed else None,
-                "p95": timed.p95_s if timed else None,
-                "mean": mean,
-                "min": timed.min_s if timed else None,
-                "max": timed.max_s if timed else None,
-            },
-            timed.count if timed else None,
-            1.0 / mean if mean else None,
-        )
-        metrics += [
-            Metric("init", r.init_s, "s"),
-            Metric("first_inference", r.first_inference_s, "s"),
-            Metric("peak_rss", r.peak_memory_bytes, "bytes"),
-        ]
+        figures = {"mean": mean}
+        if timed:
+            figures |= {
+                "p50": timed.median_s,
+                "p95": timed.p95_s,
+                "min": timed.min_s,
+                "max": timed.max_s,
+            }
         jobs.append(
-            ImportedJob(
-                source=log,
+            _summary_job(
+                log,
+                "benchmark_model",
+                r,
                 runtime="litert",
-                setting={"runtime": "litert", "threads": r.num_threads},
-                result={
-                    "benchmark_model": _jsonable(r),
-                    "note": "summary only: benchmark_model's own statistics (its std is over "
-                    "the timed runs, ddof=0), no raw samples",
-                },
-                metrics=metrics,
+                threads=r.num_threads,
+                figures=figures,
+                n=timed.count if timed else None,
+                throughput=1.0 / mean if mean else None,
+                init_s=r.init_s,
+                first_s=r.first_inference_s,
+                peak_bytes=r.peak_memory_bytes,
+                note=" (its std is over the timed runs, ddof=0)",
             )
         )
     return jobs
@@ -160,23 +182,19 @@ def _ort_perf_test_jobs(files: list[Path]) -> list[ImportedJob]:
         figures: dict[str, float | None] = {
             f"p{int(p)}": v for p, v in r.percentiles_s.items() if p in (50, 90, 95, 99)
         }
-        figures |= {"mean": r.mean_s, "min": r.min_s, "max": r.max_s}
-        metrics = _summary_metrics(figures, r.requests, r.throughput_per_s)
-        metrics += [
-            Metric("init", r.session_creation_s, "s"),
-            Metric("first_inference", r.first_inference_s, "s"),
-            Metric("peak_rss", r.peak_working_set_bytes, "bytes"),
-        ]
         jobs.append(
-            ImportedJob(
-                source=log,
+            _summary_job(
+                log,
+                "onnxruntime_perf_test",
+                r,
                 runtime="onnxruntime",
-                setting={"runtime": "onnxruntime", "threads": r.intra_op_threads},
-                result={
-                    "onnxruntime_perf_test": _jsonable(r),
-                    "note": "summary only: onnxruntime_perf_test's own statistics, no raw samples",
-                },
-                metrics=metrics,
+                threads=r.intra_op_threads,
+                figures=figures | {"mean": r.mean_s, "min": r.min_s, "max": r.max_s},
+                n=r.requests,
+                throughput=r.throughput_per_s,
+                init_s=r.session_creation_s,
+                first_s=r.first_inference_s,
+                peak_bytes=r.peak_working_set_bytes,
             )
         )
     return jobs

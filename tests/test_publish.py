@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from reports.site import render_index
+from tests.browser import CHROMIUM, dump_dom
+from tests.browser import MISSING as CHROMIUM_MISSING
 from tests.conftest import FAST_SUITE, Runner
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def test_index_escapes_and_links() -> None:
@@ -94,28 +92,9 @@ def test_publish_two_runs_then_nothing_to_redo(eb: Runner, tmp_path: Path) -> No
     bad = eb("publish", "-o", str(site / "index.html"), check=False)
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
 
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (make test installs it)")
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            (site / "index.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    if not CHROMIUM.exists():
+        pytest.skip(CHROMIUM_MISSING)
+    dom = dump_dom(site / "index.html", tmp_path / "profile")
     links = re.findall(r'<a href="(runs/[^"]+)">', dom)
     assert len(links) == 4  # 3 runs + the latest of the one suite
     assert all((site / link).exists() for link in links)

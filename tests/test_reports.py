@@ -32,12 +32,13 @@ from reports.tables import (
     rich_summary,
     summary_rows,
 )
+from tests.browser import CHROMIUM, dump_dom
+from tests.browser import MISSING as CHROMIUM_MISSING
 
 XSS = "<script>alert(1)</script>"
 TAG_VALUE = 'rack "7" & <top>'
 TECHNIQUE_XSS = '<b>prune</b> & "quant" <script>x</script>'
 DESCRIPTION_XSS = '<img src="x" onerror="alert(2)"> & co'
-CHROMIUM = Path("/usr/bin/chromium")
 SVG_NS = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 MIB = 1024 * 1024
@@ -871,26 +872,10 @@ def test_reports_does_not_import_controller_packages() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium not installed (make installs it for CI)"
-)
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     path = write_report(make_data(), tmp_path / "report")
-    cmd = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--dump-dom",
-        path.as_uri(),
-    ]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    dom = dump_dom(path, tmp_path / "profile")
     for variant in [
         "fp32-onnx",
         "int8-onnx",
