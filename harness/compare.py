@@ -5,7 +5,8 @@ set of figures, each with a direction and a tolerance:
 
 - a change within the tolerance is "unchanged";
 - for the p50 latency, a change must also clear the noise: the two runs' 95% confidence
-  intervals of the median must not overlap;
+  intervals of the median must not overlap, and neither run's per-repetition p50s may
+  span the other run's p50;
 - a job that finished in the first run and failed in the second is a regression.
 
 The records are plain dicts; ``reports.compare`` renders them as text or markdown.
@@ -89,6 +90,23 @@ def _estimated(r: dict[str, Any], field: str) -> bool:
     return ("latency_s" if field.startswith("latency_") else field) in est
 
 
+def _p50_within_noise(a: dict[str, Any], b: dict[str, Any], va: float, vb: float) -> bool:
+    """A p50 change is noise when the two confidence intervals of the median overlap, or
+    when either run's own repetitions spread across the other's p50 (the windows of
+    one run already disagree by that much: a machine that changes speed over seconds)."""
+    la, lb = a.get("latency_s") or {}, b.get("latency_s") or {}
+    bounds = (la.get("ci_low"), la.get("ci_high"), lb.get("ci_low"), lb.get("ci_high"))
+    if None not in bounds:
+        a_low, a_high, b_low, b_high = bounds
+        if b_low <= a_high and a_low <= b_high:
+            return True
+    for run, other in ((a, vb), (b, va)):
+        spread = [x for x in run.get("window_p50_s") or [] if x is not None]
+        if len(spread) >= 2 and min(spread) <= other <= max(spread):
+            return True
+    return False
+
+
 def judge(rule: Rule, tolerance: float, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """One figure of one job pair: values, change and verdict."""
     va, vb = _value(a, rule.field), _value(b, rule.field)
@@ -111,13 +129,8 @@ def judge(rule: Rule, tolerance: float, a: dict[str, Any], b: dict[str, Any]) ->
     if delta == 0 or not beyond:
         return {**out, "verdict": UNCHANGED}
     worse = delta > 0 if rule.lower_is_better else delta < 0
-    if rule.field == "latency_p50":
-        la, lb = a.get("latency_s") or {}, b.get("latency_s") or {}
-        bounds = (la.get("ci_low"), la.get("ci_high"), lb.get("ci_low"), lb.get("ci_high"))
-        if None not in bounds:
-            a_low, a_high, b_low, b_high = bounds
-            if b_low <= a_high and a_low <= b_high:  # intervals overlap: not shown
-                return {**out, "verdict": NOISE}
+    if rule.field == "latency_p50" and _p50_within_noise(a, b, va, vb):
+        return {**out, "verdict": NOISE}
     return {**out, "verdict": REGRESSED if worse else IMPROVED}
 
 

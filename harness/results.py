@@ -91,6 +91,11 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str,
                 "init_s": value("init"),
                 "first_inference_s": value("first_inference"),
                 "timer_floor_s": value("timer_floor"),
+                # Each repetition's own p50: how far a run's windows disagree (compare).
+                "window_p50_s": [
+                    w.get("p50")
+                    for w in (((job["result"] or {}).get("summary") or {}).get("windows") or [])
+                ],
                 "peak_rss_bytes": value("peak_rss"),
                 "rss_after_load_bytes": value("rss_after_load"),
                 "samples_s": raw,

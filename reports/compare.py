@@ -76,7 +76,8 @@ def headline(cmp: dict[str, Any]) -> str:
     return (
         f"{n} regression{'s' if n != 1 else ''}, {k} improvement{'s' if k != 1 else ''}"
         f" (tolerances: {_thresholds_text(cmp['thresholds'])}; p50 changes must also clear"
-        " the 95% confidence intervals of the median)"
+        " the 95% confidence intervals of the median and the spread of each run's"
+        " repetitions)"
     )
 
 

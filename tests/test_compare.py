@@ -61,6 +61,15 @@ def test_p50_must_clear_tolerance_and_noise() -> None:
     assert _verdicts(a, _row(latency_s=_latency(10.3e-6, 0.01e-6)))["p50"] == "unchanged"
     # -20%: faster is an improvement.
     assert _verdicts(a, _row(latency_s=_latency(8e-6, 0.1e-6)))["p50"] == "improved"
+    # +10% with tight intervals, but the first run's own repetitions ranged that far
+    # (a machine that changes speed between windows): noise.
+    spread = _row(latency_s=_latency(10e-6, 0.1e-6), window_p50_s=[9.8e-6, 10e-6, 11.2e-6])
+    assert _verdicts(spread, _row(latency_s=_latency(11e-6, 0.1e-6)))["p50"] == "within noise"
+    # ... the same spread in the second run counts too; a narrow spread does not help.
+    b_spread = _row(latency_s=_latency(11e-6, 0.1e-6), window_p50_s=[9.9e-6, 11e-6, 11.1e-6])
+    assert _verdicts(a, b_spread)["p50"] == "within noise"
+    narrow = _row(latency_s=_latency(11e-6, 0.1e-6), window_p50_s=[10.9e-6, 11e-6, 11.1e-6])
+    assert _verdicts(a, narrow)["p50"] == "regressed"
     # A tighter tolerance turns the +3% into a regression.
     tight = _verdicts(a, _row(latency_s=_latency(10.3e-6, 0.01e-6)), p50=0.01)
     assert tight["p50"] == "regressed"
@@ -125,6 +134,7 @@ def test_text_lists_what_changed() -> None:
     text = format_text(_cmp([a], [b]))
     # p90 moved with p50: two regressed figures.
     assert text.startswith("compare run-a → run-b: 2 regressions, 0 improvements")
+    assert "the spread of each run's repetitions" in text
     assert (
         "REGRESSED local int8-onnx [onnxruntime t=1] p50 latency: 10.0 µs → 12.0 µs (+20.0%)"
         in text
