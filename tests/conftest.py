@@ -57,13 +57,13 @@ def fast_suite(tmp_path: Path) -> Path:
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
-@pytest.fixture
-def eb(shared_home: Path, tmp_path: Path) -> Runner:
-    """Run the `edgebench` console script; each test gets its own results database."""
+def make_runner(home: Path, workdir: Path) -> Runner:
+    """A function that runs the `edgebench` console script with ``home`` as
+    EDGEBENCH_HOME and its own SQLite results database in ``workdir``."""
     env = {
         **os.environ,
-        "EDGEBENCH_HOME": str(shared_home),
-        "EDGEBENCH_DB": f"sqlite:///{tmp_path / 'results.db'}",
+        "EDGEBENCH_HOME": str(home),
+        "EDGEBENCH_DB": f"sqlite:///{workdir / 'results.db'}",
         "COLUMNS": "200",  # rich tables unwrapped, so tests can read rows
     }
 
@@ -74,7 +74,7 @@ def eb(shared_home: Path, tmp_path: Path) -> Runner:
             text=True,
             env=env,
             timeout=timeout,
-            cwd=tmp_path,
+            cwd=workdir,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -85,6 +85,26 @@ def eb(shared_home: Path, tmp_path: Path) -> Runner:
 
     run.env = env  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture
+def eb(shared_home: Path, tmp_path: Path) -> Runner:
+    """Run the `edgebench` console script; each test gets its own results database."""
+    return make_runner(shared_home, tmp_path)
+
+
+def write_suite(path: Path, *, settings: str, measure: str, variants: str | None = None) -> Path:
+    """FAST_SUITE's digits model (and its variants unless ``variants`` is given) with
+    other settings and measurement rules: each a YAML block body or flow mapping."""
+    head = FAST_SUITE.split("variants:")[0]
+    body = (
+        variants if variants is not None else FAST_SUITE.split("variants:")[1].split("settings:")[0]
+    )
+    path.write_text(
+        f"{head}variants:{body}settings:\n{settings}measure: {measure}\n"
+        "accuracy: {dataset: digits, split: test}\n"
+    )
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import EDGEBENCH, FAST_SUITE, Runner
+from tests.conftest import EDGEBENCH, Runner, write_suite
 
 pytestmark = pytest.mark.slow
 
@@ -141,13 +141,10 @@ def test_run_report_and_runs_list(eb: Runner, fast_suite: Path, tmp_path: Path) 
 
 
 def test_litert_xnnpack_on_and_off_are_separate_jobs(eb: Runner, tmp_path: Path) -> None:
-    suite = tmp_path / "xnnpack.yaml"
-    suite.write_text(
-        FAST_SUITE.split("settings:")[0]
-        + "settings:\n"
-        + "  - {runtime: litert, xnnpack: true}\n"
-        + "  - {runtime: litert, xnnpack: false}\n"
-        + "measure: {warmup_runs: 1, min_runs: 5, min_duration_s: 0.0, repetitions: 1}\n"
+    suite = write_suite(
+        tmp_path / "xnnpack.yaml",
+        settings="  - {runtime: litert, xnnpack: true}\n  - {runtime: litert, xnnpack: false}\n",
+        measure="{warmup_runs: 1, min_runs: 5, min_duration_s: 0.0, repetitions: 1}",
     )
     eb("device", "add", "local")
     eb("run", str(suite), "--no-report")

@@ -12,7 +12,7 @@ import pytest
 from harness.compare import compare_results, parse_thresholds
 from harness.errors import UsageError
 from reports.compare import format_markdown, format_text, md_escape
-from tests.conftest import FAST_SUITE, Runner
+from tests.conftest import Runner, write_suite
 
 
 def _row(variant: str = "int8-onnx", **over: Any) -> dict[str, Any]:
@@ -181,14 +181,12 @@ def test_html_report_with_a_baseline_run_shows_the_verdicts() -> None:
 
 
 def _suite(tmp_path: Path, name: str, recipe: str) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    text = FAST_SUITE.split("variants:")[0]
-    text += f"variants:\n  - name: model\n    recipe: {recipe}\n"
-    text += "settings:\n  - runtime: onnxruntime\n"
-    text += "measure: {warmup_runs: 1, min_runs: 20, min_duration_s: 0.0, repetitions: 2}\n"
-    text += "accuracy: {dataset: digits, split: test}\n"
-    path.write_text(text)
-    return path
+    return write_suite(
+        tmp_path / f"{name}.yaml",
+        variants=f"\n  - name: model\n    recipe: {recipe}\n",
+        settings="  - runtime: onnxruntime\n",
+        measure="{warmup_runs: 1, min_runs: 20, min_duration_s: 0.0, repetitions: 2}",
+    )
 
 
 def test_cli_compare_gates_a_model_that_grew(eb: Runner, tmp_path: Path) -> None:

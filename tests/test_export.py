@@ -14,7 +14,7 @@ import pytest
 
 from harness.stats import pytest_benchmark_stats as benchmark_stats
 from reports.export import JOB_COLUMNS, _csv_cell, job_records
-from tests.conftest import EDGEBENCH, FAST_SUITE
+from tests.conftest import EDGEBENCH, Runner, make_runner, write_suite
 
 
 def test_benchmark_stats_known_series() -> None:
@@ -48,48 +48,34 @@ def test_estimated_figures_are_named_in_the_records() -> None:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, shared_home: Path) -> tuple[dict, str]:
-    """One small real run on the local device; returns (env, run id)."""
-    import os
-
+def finished_run(tmp_path_factory: pytest.TempPathFactory, shared_home: Path) -> tuple[Runner, str]:
+    """One small real run on the local device, shared by this module's tests."""
     tmp = tmp_path_factory.mktemp("export")
-    suite = tmp / "suite.yaml"
-    suite.write_text(
-        FAST_SUITE.split("settings:")[0]
-        + "settings:\n  - {runtime: onnxruntime, threads: [1, 2]}\n  - {runtime: litert}\n"
-        + "measure: {warmup_runs: 1, min_runs: 30, min_duration_s: 0.0, repetitions: 2}\n"
-        + "accuracy: {dataset: digits, split: test}\n"
+    eb = make_runner(shared_home, tmp)
+    suite = write_suite(
+        tmp / "suite.yaml",
+        settings="  - {runtime: onnxruntime, threads: [1, 2]}\n  - {runtime: litert}\n",
+        measure="{warmup_runs: 1, min_runs: 30, min_duration_s: 0.0, repetitions: 2}",
     )
-    env = {
-        **os.environ,
-        "EDGEBENCH_HOME": str(shared_home),
-        "EDGEBENCH_DB": f"sqlite:///{tmp / 'results.db'}",
-        "COLUMNS": "200",
-    }
-    for argv in (["device", "add", "local"], ["run", str(suite), "--no-report"]):
-        subprocess.run([EDGEBENCH, *argv], env=env, check=True, capture_output=True)
-    out = subprocess.run(
-        [EDGEBENCH, "runs", "list", "--json"], env=env, check=True, capture_output=True, text=True
-    )
-    return env, json.loads(out.stdout)[0]["id"]
+    eb("device", "add", "local")
+    eb("run", str(suite), "--no-report")
+    return eb, json.loads(eb("runs", "list", "--json").stdout)[0]["id"]
 
 
-def _export(env: dict, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [EDGEBENCH, "export", *argv], env=env, capture_output=True, text=True, check=check
-    )
+def _export(eb: Runner, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return eb("export", *argv, check=check)
 
 
-def _db(env: dict) -> sqlite3.Connection:
-    return sqlite3.connect(env["EDGEBENCH_DB"].removeprefix("sqlite:///"))
+def _db(eb: Runner) -> sqlite3.Connection:
+    return sqlite3.connect(eb.env["EDGEBENCH_DB"].removeprefix("sqlite:///"))  # type: ignore[attr-defined]
 
 
-def test_csv_jobs_match_the_database(finished_run: tuple[dict, str]) -> None:
-    env, run_id = finished_run
-    rows = list(csv.DictReader(io.StringIO(_export(env, run_id).stdout)))
+def test_csv_jobs_match_the_database(finished_run: tuple[Runner, str]) -> None:
+    eb, run_id = finished_run
+    rows = list(csv.DictReader(io.StringIO(_export(eb, run_id).stdout)))
     # 2 onnx variants x 2 thread counts + 2 tflite variants
     assert len(rows) == 6 and list(rows[0]) == list(JOB_COLUMNS)
-    with _db(env) as conn:
+    with _db(eb) as conn:
         stored = dict(
             conn.execute(
                 "SELECT j.variant || '|' || j.setting, m.value FROM metrics m JOIN jobs j"
@@ -104,40 +90,40 @@ def test_csv_jobs_match_the_database(finished_run: tuple[dict, str]) -> None:
         assert any(float(row["latency_p50_s"]) == pytest.approx(v, rel=1e-12) for v in p50)
 
 
-def test_csv_and_parquet_samples(finished_run: tuple[dict, str], tmp_path: Path) -> None:
+def test_csv_and_parquet_samples(finished_run: tuple[Runner, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    env, run_id = finished_run
-    with _db(env) as conn:
+    eb, run_id = finished_run
+    with _db(eb) as conn:
         (total,) = conn.execute("SELECT SUM(n) FROM samples").fetchone()
     out = tmp_path / "samples.csv"
-    done = _export(env, run_id, "--samples", "-o", str(out))
+    done = _export(eb, run_id, "--samples", "-o", str(out))
     assert f"wrote {total} samples" in done.stdout
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == total and all(float(r["latency_s"]) > 0 for r in rows)
     assert {r["repetition"] for r in rows} == {"0", "1"}
 
-    jobs = pq.read_table(_write_parquet(env, run_id, tmp_path / "jobs.parquet"))
+    jobs = pq.read_table(_write_parquet(eb, run_id, tmp_path / "jobs.parquet"))
     assert jobs.num_rows == 6 and jobs.column_names == list(JOB_COLUMNS)
     assert all(v > 0 for v in jobs.column("latency_p50_s").to_pylist())
-    samples = pq.read_table(_write_parquet(env, run_id, tmp_path / "s.parquet", "--samples"))
+    samples = pq.read_table(_write_parquet(eb, run_id, tmp_path / "s.parquet", "--samples"))
     assert samples.num_rows == total
 
 
-def _write_parquet(env: dict, run_id: str, path: Path, *extra: str) -> str:
-    _export(env, run_id, "--format", "parquet", "-o", str(path), *extra)
+def _write_parquet(eb: Runner, run_id: str, path: Path, *extra: str) -> str:
+    _export(eb, run_id, "--format", "parquet", "-o", str(path), *extra)
     return str(path)
 
 
 def test_pytest_benchmark_json_reads_in_pytest_benchmark(
-    finished_run: tuple[dict, str], tmp_path: Path
+    finished_run: tuple[Runner, str], tmp_path: Path
 ) -> None:
-    env, run_id = finished_run
+    eb, run_id = finished_run
     out = tmp_path / "0001_edgebench.json"
-    _export(env, run_id[:-1], "--format", "pytest-benchmark", "-o", str(out))
+    _export(eb, run_id[:-1], "--format", "pytest-benchmark", "-o", str(out))
     doc = json.loads(out.read_text())
     assert len(doc["benchmarks"]) == 6
-    with _db(env) as conn:
+    with _db(eb) as conn:
         n_by_job = dict(conn.execute("SELECT job_id, SUM(n) FROM samples GROUP BY job_id"))
     assert sorted(b["stats"]["rounds"] for b in doc["benchmarks"]) == sorted(n_by_job.values())
     # pytest-benchmark's own command loads and tabulates the file.
@@ -157,8 +143,8 @@ def test_pytest_benchmark_json_reads_in_pytest_benchmark(
     assert "Failed to load" not in shown.stdout + shown.stderr
 
 
-def test_export_mistakes_are_one_line(finished_run: tuple[dict, str], tmp_path: Path) -> None:
-    env, run_id = finished_run
+def test_export_mistakes_are_one_line(finished_run: tuple[Runner, str], tmp_path: Path) -> None:
+    eb, run_id = finished_run
     for argv, words in [
         ([run_id, "--format", "xlsx"], "--format 'xlsx'"),
         ([run_id, "--format", "parquet"], "needs -o FILE"),
@@ -166,6 +152,6 @@ def test_export_mistakes_are_one_line(finished_run: tuple[dict, str], tmp_path: 
         (["nope"], "no run 'nope'"),
         ([run_id, "-o", str(tmp_path)], "is a folder"),
     ]:
-        proc = _export(env, *argv, check=False)
+        proc = _export(eb, *argv, check=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr

@@ -12,7 +12,7 @@ import pytest
 from reports.site import render_index
 from tests.browser import CHROMIUM, dump_dom
 from tests.browser import MISSING as CHROMIUM_MISSING
-from tests.conftest import FAST_SUITE, Runner
+from tests.conftest import Runner, write_suite
 
 
 def test_index_escapes_and_links() -> None:
@@ -42,15 +42,12 @@ def test_index_escapes_and_links() -> None:
 
 
 def _suite(tmp_path: Path) -> Path:
-    path = tmp_path / "suite.yaml"
-    path.write_text(
-        FAST_SUITE.split("variants:")[0]
-        + "variants:\n  - name: fp32-onnx\n    recipe: [export_onnx]\n"
-        + "settings:\n  - runtime: onnxruntime\n"
-        + "measure: {warmup_runs: 1, min_runs: 20, min_duration_s: 0.0, repetitions: 2}\n"
-        + "accuracy: {dataset: digits, split: test}\n"
+    return write_suite(
+        tmp_path / "suite.yaml",
+        variants="\n  - name: fp32-onnx\n    recipe: [export_onnx]\n",
+        settings="  - runtime: onnxruntime\n",
+        measure="{warmup_runs: 1, min_runs: 20, min_duration_s: 0.0, repetitions: 2}",
     )
-    return path
 
 
 def test_publish_two_runs_then_nothing_to_redo(eb: Runner, tmp_path: Path) -> None:
