@@ -14,6 +14,15 @@ import pytest
 from harness import stats
 from harness.store import Metric, Store
 from reports.html import render_report
+from runners.records import (
+    DeviceInfo,
+    JobMeasurement,
+    JobResult,
+    LatencyStats,
+    Provenance,
+    RunInfo,
+    RunReport,
+)
 
 # A fast model on a phone yields ~100k samples per window at the default 0.5 s x 5.
 WINDOWS = [list(np.random.default_rng(i).lognormal(-9, 0.2, 100_000)) for i in range(5)]
@@ -52,9 +61,10 @@ def test_store_finish_job_500k_samples(benchmark: pytest.FixtureRequest, tmp_pat
     def commit_one() -> None:
         store.finish_job(
             next(job_ids),
-            result={},
-            provenance={},
-            windows=WINDOWS,
+            measurement=JobMeasurement(
+                runner="bench", provenance=Provenance(runner="bench"), windows=WINDOWS
+            ),
+            summary=None,
             job_metrics=[Metric("latency_p50", 1.0, "s")],
         )
 
@@ -63,35 +73,39 @@ def test_store_finish_job_500k_samples(benchmark: pytest.FixtureRequest, tmp_pat
 
 def test_render_report_4_variants_500k_samples_each(benchmark: pytest.FixtureRequest) -> None:
     pooled = [s for w in WINDOWS for s in w]
+    head = stats.summarize(pooled)
+    latency = LatencyStats(
+        **{k: getattr(head, k) for k in ("p50", "p90", "p95", "p99", "mean", "min", "max")},
+        std=head.std,
+        cv=head.cv,
+        n=head.n,
+        throughput=head.throughput,
+        ci_low=head.ci_low,
+        ci_high=head.ci_high,
+    )
     results = [
-        {
-            "device": "d",
-            "variant": f"v{i}",
-            "runtime": "onnxruntime",
-            "threads": 1,
-            "setting": "onnxruntime t=1",
-            "status": "done",
-            "file_size_bytes": 1000,
-            "accuracy": 0.9,
-            "latency_s": stats.summarize(pooled).to_dict(),
-            "samples_s": pooled,
-            "estimated": [],
-        }
+        JobResult(
+            job_id=i,
+            device="d",
+            model="m",
+            variant=f"v{i}",
+            runtime="onnxruntime",
+            threads=1,
+            setting="onnxruntime t=1",
+            status="done",
+            file_size_bytes=1000,
+            accuracy=0.9,
+            latency_s=latency,
+            samples_s=pooled,
+        )
         for i in range(4)
     ]
-    data = {
-        "run": {
-            "id": "r",
-            "suite": "s",
-            "status": "finished",
-            "created_at": "t",
-            "edgebench_version": "0",
-            "commit": None,
-            "repetitions": 5,
-        },
-        "devices": [{"name": "d", "transport": "local", "tags": {}, "facts": {}}],
-        "results": results,
-    }
+    data = RunReport(
+        run=RunInfo(id="r", suite="s", status="finished", created_at="t",
+                    edgebench_version="0", repetitions=5),
+        devices=[DeviceInfo(name="d", transport="local")],
+        results=results,
+    )
     html = benchmark.pedantic(render_report, args=(data,), rounds=3, iterations=1)
     assert "v3" in html
 

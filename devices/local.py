@@ -17,14 +17,14 @@ from pathlib import Path
 from devices.errors import TransportError, TransportTimeout
 from devices.transport import (
     CommandResult,
-    RemoteProcess,
-    Transport,
+    Stream,
+    PosixHost,
     register_transport,
     sha256_file,
 )
 
 
-class LocalProcess(RemoteProcess):
+class LocalProcess(Stream):
     def __init__(self, argv: list[str], cwd: str, device: str) -> None:
         self.device = device
         try:
@@ -70,7 +70,7 @@ class LocalProcess(RemoteProcess):
 
 
 @register_transport("local")
-class LocalTransport(Transport):
+class LocalTransport(PosixHost):
     """Runs on the controller itself; workdir defaults to $EDGEBENCH_HOME/devices/NAME."""
 
     @property
@@ -97,7 +97,7 @@ class LocalTransport(Transport):
             ) from e
         return CommandResult(argv, done.returncode, done.stdout, done.stderr)
 
-    def spawn(self, argv: list[str]) -> RemoteProcess:
+    def open_stream(self, argv: list[str]) -> Stream:
         Path(self.workdir).mkdir(parents=True, exist_ok=True)
         return LocalProcess(argv, self.workdir, self.device.name)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.errors import DeviceError
-from devices.transport import CommandResult, Transport, sha256_file
+from devices.transport import CommandResult, PosixHost, sha256_file
 
 PIP_ENV = [
     "env",
@@ -114,7 +114,7 @@ def _check(done: CommandResult, what: str, device: str) -> CommandResult:
 
 
 def setup_device(
-    transport: Transport,
+    transport: PosixHost,
     packages: list[str],
     wheel_dir: Path,
     *,

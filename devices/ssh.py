@@ -46,7 +46,7 @@ key exchange, as OpenSSH does, so a server with several host keys is checked aga
 the one on record.
 
 Connection: one SSH connection per transport instance, opened on first use and shared by
-every ``run``/``spawn``/push (one channel each; OpenSSH allows 10 at once per connection
+every ``run``/``open_stream``/push (one channel each; OpenSSH allows 10 at once per connection
 by default, ``MaxSessions``). If it has dropped, the next call opens a new one; a process
 started on the old one reports the loss (:class:`~devices.errors.TransportError` naming
 the device) on its next read or write. ``close()`` kills processes still running, closes
@@ -62,7 +62,7 @@ sshd runs every exec request in a new session (it calls ``setsid()`` before star
 login shell; OpenSSH and dropbear both do), and ``exec`` keeps that process id through the
 login shell, ``sh`` and the command itself, so the pid the wrapper prints on the first
 stdout line (read and removed by the transport) is the id of the command's process group.
-To stop a command (``RemoteProcess.terminate()`` or a ``run`` timeout) the transport opens
+To stop a command (``Stream.terminate()`` or a ``run`` timeout) the transport opens
 a second exec channel and runs ``sh -c 'kill -KILL -"$1" || kill -KILL "$1"' sh PGID``:
 the whole group dies, including background children (``sleep 300 &``). The login shell
 must be POSIX-like (sh, dash, ash, bash, zsh), as for scp and rsync.
@@ -99,8 +99,9 @@ from devices.errors import CommandError, TransportError, TransportTimeout
 from devices.transport import (
     CommandResult,
     DeviceConfig,
-    RemoteProcess,
-    Transport,
+    Stream,
+    DeviceOptions,
+    PosixHost,
     register_transport,
 )
 
@@ -385,7 +386,7 @@ def _reason(e: BaseException) -> str:
 # --------------------------------------------------------------------------- processes
 
 
-class SSHProcess(RemoteProcess):
+class SSHProcess(Stream):
     """A command running on the device over one exec channel; see the module doc for how
     its pid (= process group id) is learnt and how terminate() uses it."""
 
@@ -467,9 +468,23 @@ class SSHProcess(RemoteProcess):
 # --------------------------------------------------------------------------- transport
 
 
+class SSHOptions(DeviceOptions):
+    """The options in the module doc; their values are checked again (and converted)
+    by the transport, which also accepts them from Python callers."""
+
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    trust_on_first_use: bool | str = False
+    proxy_jump: str | None = None
+    connect_timeout: float | str | None = None
+    keepalive_s: float | str | None = None
+
+
 @register_transport("ssh")
-class SSHTransport(Transport):
+class SSHTransport(PosixHost):
     """A device behind sshd; options and mechanisms are described in the module doc."""
+
+    Options = SSHOptions
 
     def __init__(self, device: DeviceConfig, workspace: Path) -> None:
         super().__init__(device, workspace)
@@ -876,7 +891,7 @@ class SSHTransport(Transport):
             b"".join(err).decode("utf-8", "replace"),
         )
 
-    def spawn(self, argv: list[str]) -> RemoteProcess:
+    def open_stream(self, argv: list[str]) -> Stream:
         workdir = self.workdir
         if not self._workdir_made:
             self._mkdir_p(workdir)

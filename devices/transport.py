@@ -1,9 +1,26 @@
 """The transport interface every device connection implements, and its registry.
 
-A transport knows how to put a file on a device, run a command there, and start
-a long-lived process whose stdin/stdout carry JSON lines (the runner agent).
+A transport is only a connection: it pushes bytes to the device, opens a stream
+to it (the agent's JSON lines, a serial line, an adb shell) and, where the device
+has a shell, runs a command. It knows nothing of runtimes or measurements; that
+is the runners' job (``runners/base.py``).
+
+* :class:`Transport`: what every connection implements (``push``, ``open_stream``,
+  ``close``); ``run`` is refused by devices without a shell (a microcontroller
+  behind a serial line, an emulator's UART).
+* :class:`PosixHost`: a device that runs commands and keeps files (the local
+  machine, SSH boards): content-addressed pushes into a work directory, a Python
+  to run the agent under, processes as streams.
+
 Transports register themselves by name with :func:`register_transport`; the
-registry refuses duplicates so two modules cannot silently claim one name.
+registry refuses duplicates so two modules cannot silently claim one name. Each
+declares its typed options (:attr:`Transport.Options`, a pydantic model that
+forbids unknown keys), validated when a device is added or a lab file loaded, so a
+typo such as ``conect_timeout`` is an error, not a silent default.
+
+Adding a transport: one module in ``devices/`` with a class decorated
+``@register_transport("name")`` (and its ``Options``), imported by
+:func:`_load_builtin_transports`.
 """
 
 from __future__ import annotations
@@ -18,7 +35,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from devices.errors import TransportError, TransportTimeout, UnknownTransportError
+
+
+class DeviceOptions(BaseModel):
+    """Options every device accepts, whatever its transport (``--option k=v``, a lab
+    file's ``options:``). Strings such as ``"50"`` are accepted for numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    python: str | None = None  # interpreter the agent runs under
+    workdir: str | None = None  # where edgebench keeps its files on the device
+    power: str = "auto"  # power source: auto, none, or a registered source name
+    power_tool: str | None = None  # path of the sensor tool when not on PATH
+    power_interval_ms: int = Field(100, gt=0)
+    power_hwmon: str | None = None  # ina3221: hwmon directory
+    trtexec: str | None = None  # TensorRT's trtexec, when not found on the board
+
+
+def option_errors(options: BaseModel | type[BaseModel], values: dict[str, Any]) -> list[str]:
+    """One ``key: message`` line per problem with ``values`` as these options."""
+    model = options if isinstance(options, type) else type(options)
+    try:
+        model.model_validate(values)
+    except ValidationError as e:
+        return [
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
+            for err in e.errors()
+        ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -41,8 +88,9 @@ class CommandResult:
     stderr: str
 
 
-class RemoteProcess(ABC):
-    """A process on the device that talks in lines over stdin/stdout.
+class Stream(ABC):
+    """A line stream to the device: a process's stdin/stdout (the agent, a sensor
+    tool), and later a serial line or an adb shell.
 
     Subclasses hand their stdout/stderr file objects to :meth:`_start_readers`;
     reader threads turn blocking reads into a queue so that every read can time
@@ -105,13 +153,41 @@ class RemoteProcess(ABC):
 
 
 class Transport(ABC):
-    """How edgebench reaches one device."""
+    """How edgebench reaches one device: a connection, nothing more."""
 
     name: ClassVar[str]
+    Options: ClassVar[type[DeviceOptions]] = DeviceOptions
 
     def __init__(self, device: DeviceConfig, workspace: Path) -> None:
         self.device = device
         self.workspace = workspace
+        problems = option_errors(self.Options, dict(device.options))
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise TransportError(f"option {problems[0]}{more}", device=device.name)
+
+    @abstractmethod
+    def push(self, local: Path, sha256: str, name: str | None = None) -> str:
+        """Put a content-addressed file where the device can use it; return the
+        device-side name of it (a path, a flash slot)."""
+
+    @abstractmethod
+    def open_stream(self, argv: list[str]) -> Stream:
+        """Open a line stream to the device (for a shell host: start ``argv`` with
+        piped stdin/stdout/stderr)."""
+
+    def run(self, argv: list[str], timeout: float = 60.0) -> CommandResult:
+        """Run ``argv`` (never a shell string) on the device and wait for it."""
+        raise TransportError(
+            f"transport {self.name!r} does not run commands", device=self.device.name
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
+        """Release connections; safe to call twice."""
+
+
+class PosixHost(Transport):
+    """A device with a shell and a file system (local, SSH)."""
 
     # Where edgebench keeps its files on the device (agent, artifacts).
     @property
@@ -126,10 +202,6 @@ class Transport(ABC):
     @abstractmethod
     def run(self, argv: list[str], timeout: float = 60.0) -> CommandResult:
         """Run ``argv`` (never a shell string) on the device and wait for it."""
-
-    @abstractmethod
-    def spawn(self, argv: list[str]) -> RemoteProcess:
-        """Start ``argv`` on the device with piped stdin/stdout/stderr."""
 
     @abstractmethod
     def remote_sha256(self, remote_path: str) -> str | None:
@@ -157,9 +229,6 @@ class Transport(ABC):
             )
         return remote
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
-        """Release connections; safe to call twice."""
-
 
 _REGISTRY: dict[str, type[Transport]] = {}
 
@@ -184,6 +253,15 @@ def transport_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def transport_class(name: str) -> type[Transport]:
+    _load_builtin_transports()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownTransportError(f"unknown transport {name!r} (known: {known})") from None
+
+
 def make_transport(device: DeviceConfig, workspace: Path) -> Transport:
     """Instantiate the registered transport a device names."""
     _load_builtin_transports()
@@ -199,7 +277,7 @@ def make_transport(device: DeviceConfig, workspace: Path) -> Transport:
 
 def _load_builtin_transports() -> None:
     # Importing a transport module runs its @register_transport decorator.
-    from devices import local, ssh  # noqa: F401
+    from devices import local, memory, ssh  # noqa: F401
 
 
 def sha256_file(path: Path) -> str:

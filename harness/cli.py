@@ -54,8 +54,11 @@ class _State:
 state = _State()
 
 
-@app.callback()
+# Invoked without a command too, so that `edgebench --version` alone reaches this
+# callback instead of failing with "Missing command." before it.
+@app.callback(invoke_without_command=True)
 def _global(
+    ctx: typer.Context,
     db: Annotated[
         str | None,
         typer.Option(
@@ -66,8 +69,10 @@ def _global(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
-        console.print(f"edgebench {__version__}")
+        console.print(f"edgebench {__version__}", highlight=False, markup=False)
         raise typer.Exit()
+    if ctx.invoked_subcommand is None:  # e.g. `edgebench --db URL` and nothing else
+        ctx.fail("Missing command.")
     state.db = db
 
 
@@ -286,16 +291,17 @@ def _print_device(row: dict[str, Any]) -> None:
 def device_check(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Probe a device through its transport and store what was found."""
     from devices.transport import make_transport
-    from harness.scheduler import device_config
-    from runners.agent_client import AgentClient
+    from harness.scheduler import device_config, probe_runner
 
     ws = workspace()
     store = open_store(ws)
     row = _get_device(store, name)
     transport = make_transport(device_config(row), ws.home)
     try:
-        with console.status(f"probing {name} ..."), AgentClient.start(transport) as agent:
-            facts = agent.facts
+        runner = probe_runner(transport)
+        with console.status(f"probing {name} ..."):
+            facts = runner.probe()
+        runner.close()
     finally:
         transport.close()
     store.set_device_facts(name, facts)
@@ -528,21 +534,18 @@ def _summarize(
     for table in rich_summary(data):
         console.print(table)
     if baseline is not None:
-        from harness.compare import compare_results
+        from harness.compare import compare_reports
         from reports.compare import format_text
 
         base = report_data(store, baseline, samples=False)
-        data["comparison"] = {
-            "run_a": base["run"],
-            "run_b": data["run"],
-            **compare_results(base["results"], data["results"], thresholds),
-        }
-        sys.stdout.write(format_text(data["comparison"]))
+        comparison = compare_reports(base, data, thresholds)
+        data = data.replace(comparison=comparison)
+        sys.stdout.write(format_text(comparison))
     if not write_html:
         return None
     from reports.html import write_report
 
-    path = write_report(data, out or ws.reports_dir / data["run"]["id"])
+    path = write_report(data, out or ws.reports_dir / data.run.id)
     console.print(f"report: {path}", highlight=False)
     return path
 
@@ -678,10 +681,10 @@ def export_cmd(
         from harness.stats import pytest_benchmark_stats
 
         stats_of = {}
-        for r in data["results"]:
-            pooled = [x for w in windows_of(r["job_id"]) for x in w]
-            if r["status"] == "done" and pooled:
-                stats_of[r["job_id"]] = pytest_benchmark_stats(pooled)
+        for r in data.results:
+            pooled = [x for w in windows_of(r.job_id) for x in w]
+            if r.status == "done" and pooled:
+                stats_of[r.job_id] = pytest_benchmark_stats(pooled)
         doc = pytest_benchmark_json(
             data, stats_of, dt.datetime.now(dt.UTC).isoformat(), __version__
         )
@@ -758,17 +761,24 @@ def infer_cmd(
     threads: Annotated[int, typer.Option(help="Runtime threads.")] = 1,
 ) -> None:
     """Run one model on one device on given inputs and return the outputs."""
+    import hashlib
+
     import numpy as np
 
     from devices.transport import make_transport, sha256_file
     from harness.scheduler import device_config
-    from runners.agent_client import AgentClient
+    from runners.base import ModelFile, runner_class
+    from suites.runtimes import runtime_for_file, runtimes
 
-    runtime = {".onnx": "onnxruntime", ".tflite": "litert"}.get(model.suffix)
+    runtime = runtime_for_file(model.suffix)
     if runtime is None:
-        raise UsageError(f"{model}: model must be .onnx or .tflite")
+        known = ", ".join(sorted({x for r in runtimes() for x in r.suffixes}))
+        raise UsageError(f"{model}: model must be one of {known}")
     if not model.is_file():
         raise UsageError(f"{model}: no such file")
+    if output is not None and not output.parent.is_dir():
+        # Checked before the work, so computed outputs are never thrown away.
+        raise UsageError(f"-o {output}: folder {output.parent} does not exist")
     try:
         x = np.load(input, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -776,20 +786,21 @@ def infer_cmd(
     ws = workspace()
     row = _get_device(open_store(ws), device)
     transport = make_transport(device_config(row), ws.home)
-    sha = sha256_file(model)
+    setting = runtime.settings(runtime=runtime.name, threads=[threads]).job_settings()[0]
+    file = ModelFile(model, sha256_file(model), runtime.formats[0], model.stat().st_size)
     try:
-        with AgentClient.start(transport) as agent:
-            remote = transport.push(model, sha, model.name)
-            agent.load(remote, sha, runtime, threads)
-            reply = agent.evaluate(np.ascontiguousarray(x), None, return_outputs=True)
+        runner = runner_class(runtime.runner)(transport)
+        try:
+            y = runner.infer(file, setting, x)
+        finally:
+            runner.close()
     finally:
         transport.close()
-    y = reply["outputs"]
     if output:
         np.save(output, y)
         console.print(
             f"wrote {output} shape={tuple(y.shape)} dtype={y.dtype} "
-            f"sha256(outputs)={reply['outputs_sha256'][:16]}",
+            f"sha256(outputs)={hashlib.sha256(y.tobytes()).hexdigest()[:16]}",
             highlight=False,
         )
     else:
@@ -835,22 +846,64 @@ def demo_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line per user error, exit codes 0/1/2, no tracebacks for mistakes."""
+    """Entry point: one line per user error, exit codes 0/1/2, no tracebacks for mistakes.
+
+    A command-line mistake (unknown option, missing argument, bad value) prints
+    ``edgebench: error: <message>``, then (where click knows the command) one line
+    saying where its help is, and exits 2.
+    """
+    # typer 0.29 vendors click as `typer._click` and raises that copy's exceptions, which
+    # are not real click's (its ClickException derives from typer.TyperException, its
+    # Exit and Abort live in typer.exceptions); older typer raises real click's. Code a
+    # command calls may raise either, so both are caught, each by its own classes.
+    exits: tuple[type[Exception], ...] = (typer.Exit, click.exceptions.Exit)
+    aborts: tuple[type[Exception], ...] = (typer.Abort, click.exceptions.Abort)
+    no_args_help: tuple[type[Exception], ...] = ()
+    if hasattr(click.exceptions, "NoArgsIsHelpError"):  # click >= 8.2
+        no_args_help += (click.exceptions.NoArgsIsHelpError,)
+    usage_errors: tuple[type[Exception], ...] = (click.exceptions.UsageError,)
+    click_errors: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:  # a typer that raises real click's exceptions
+        pass
+    else:
+        no_args_help += (vendored.NoArgsIsHelpError,)
+        usage_errors += (vendored.UsageError,)
+        click_errors += (vendored.ClickException,)
+
+    def error_line(message: str) -> None:
+        err_console.print(f"edgebench: error: {message}", highlight=False, markup=False)
+
     try:
         # Without standalone mode click *returns* the code of a typer.Exit.
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as e:
+    except exits as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except aborts:
         err_console.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except no_args_help as e:
+        # `edgebench` or `edgebench device` alone: the help is the answer, exit 2 as click's.
+        # typer's rich help prints itself while the exception is made and leaves the
+        # message empty; plain click's help is the message.
+        if e.format_message().strip():
+            e.show()
+        sys.exit(2)
+    except usage_errors as e:
+        error_line(e.format_message())
+        ctx = e.ctx
+        if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
+            err_console.print(hint, highlight=False, markup=False)
+        sys.exit(2)
+    except click_errors as e:  # e.g. a FileError: one line, with the exception's own code
+        error_line(e.format_message())
         sys.exit(e.exit_code)
     except USER_FACING as e:
-        err_console.print(f"edgebench: error: {e}", highlight=False, markup=False)
+        error_line(str(e))
         sys.exit(exit_code_for(e))
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -9,7 +9,9 @@ set of figures, each with a direction and a tolerance:
   span the other run's p50;
 - a job that finished in the first run and failed in the second is a regression.
 
-The records are plain dicts; ``reports.compare`` renders them as text or markdown.
+Input: the runs' ``runners.records.JobResult`` records (``harness.results.report_data``).
+The verdicts are plain JSON dicts (``compare --format json`` prints them);
+``reports.compare`` renders them as text or markdown.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from typing import Any
 from harness.errors import UsageError
 from harness.results import report_data
 from harness.store import Store
+from runners.records import JobResult, RunReport, to_plain
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str  # what --threshold calls it
     label: str  # column header
-    field: str  # record field (report_data's result rows)
+    field: str  # JobResult field; latency_<stat>: that stat of its latency_s
     lower_is_better: bool
     tolerance: float  # a fraction of the first value, or absolute when `absolute`
     absolute: bool = False
@@ -74,40 +77,40 @@ def parse_thresholds(values: list[str] | None) -> dict[str, float]:
     return out
 
 
-def _key(r: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (str(r["device"]), str(r["model"]), str(r["variant"]), str(r["setting"]))
+def _key(r: JobResult) -> tuple[str, str, str, str]:
+    return (r.device, r.model, r.variant, r.setting)
 
 
-def _value(r: dict[str, Any], field: str) -> float | None:
+def _value(r: JobResult, field: str) -> float | None:
+    # getattr on the rules' field names: a misspelt one raises instead of judging nothing.
     if field.startswith("latency_"):
-        latency = r.get("latency_s") or {}
-        return latency.get(field.removeprefix("latency_"))
-    return r.get(field)
+        return getattr(r.latency_s, field.removeprefix("latency_")) if r.latency_s else None
+    value: float | None = getattr(r, field)
+    return value
 
 
-def _estimated(r: dict[str, Any], field: str) -> bool:
-    est = r.get("estimated") or []
-    return ("latency_s" if field.startswith("latency_") else field) in est
+def _estimated(r: JobResult, field: str) -> bool:
+    return ("latency_s" if field.startswith("latency_") else field) in r.estimated
 
 
-def _p50_within_noise(a: dict[str, Any], b: dict[str, Any], va: float, vb: float) -> bool:
+def _p50_within_noise(a: JobResult, b: JobResult, va: float, vb: float) -> bool:
     """A p50 change is noise when the two confidence intervals of the median overlap, or
     when either run's own repetitions spread across the other's p50 (the windows of
     one run already disagree by that much: a machine that changes speed over seconds)."""
-    la, lb = a.get("latency_s") or {}, b.get("latency_s") or {}
-    bounds = (la.get("ci_low"), la.get("ci_high"), lb.get("ci_low"), lb.get("ci_high"))
-    if None not in bounds:
-        a_low, a_high, b_low, b_high = bounds
-        if b_low <= a_high and a_low <= b_high:
-            return True
+    la, lb = a.latency_s, b.latency_s
+    if la and lb:
+        a_low, a_high, b_low, b_high = la.ci_low, la.ci_high, lb.ci_low, lb.ci_high
+        if a_low is not None and a_high is not None and b_low is not None and b_high is not None:
+            if b_low <= a_high and a_low <= b_high:
+                return True
     for run, other in ((a, vb), (b, va)):
-        spread = [x for x in run.get("window_p50_s") or [] if x is not None]
+        spread = [x for x in run.window_p50_s if x is not None]
         if len(spread) >= 2 and min(spread) <= other <= max(spread):
             return True
     return False
 
 
-def judge(rule: Rule, tolerance: float, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def judge(rule: Rule, tolerance: float, a: JobResult, b: JobResult) -> dict[str, Any]:
     """One figure of one job pair: values, change and verdict."""
     va, vb = _value(a, rule.field), _value(b, rule.field)
     out: dict[str, Any] = {
@@ -135,11 +138,11 @@ def judge(rule: Rule, tolerance: float, a: dict[str, Any], b: dict[str, Any]) ->
 
 
 def compare_results(
-    results_a: list[dict[str, Any]],
-    results_b: list[dict[str, Any]],
+    results_a: list[JobResult],
+    results_b: list[JobResult],
     thresholds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Pair two runs' result rows and judge every figure; see the module docstring."""
+    """Pair two runs' job results and judge every figure; see the module docstring."""
     tolerances = {r.name: r.tolerance for r in RULES} | (thresholds or {})
     by_a = {_key(r): r for r in results_a}
     by_b = {_key(r): r for r in results_b}
@@ -152,20 +155,20 @@ def compare_results(
             "model": model,
             "variant": variant,
             "setting": setting,
-            "status_a": a["status"] if a else None,
-            "status_b": b["status"] if b else None,
+            "status_a": a.status if a else None,
+            "status_b": b.status if b else None,
             "metrics": [],
             "regressed": False,
         }
         if a is None or b is None:
             row["note"] = "only in the first run" if b is None else "only in the second run"
-        elif a["status"] == "done" and b["status"] != "done":
-            row["note"] = f"{b['status']} in the second run: {b.get('error') or 'no result'}"
+        elif a.status == "done" and b.status != "done":
+            row["note"] = f"{b.status} in the second run: {b.error or 'no result'}"
             row["regressed"] = True
-        elif a["status"] != "done" and b["status"] == "done":
-            row["note"] = f"finished now ({a['status']} in the first run)"
-        elif a["status"] != "done":
-            row["note"] = f"{b['status']} in both runs"
+        elif a.status != "done" and b.status == "done":
+            row["note"] = f"finished now ({a.status} in the first run)"
+        elif a.status != "done":
+            row["note"] = f"{b.status} in both runs"
         else:
             row["metrics"] = [judge(rule, tolerances[rule.name], a, b) for rule in RULES]
             row["regressed"] = any(m["verdict"] == REGRESSED for m in row["metrics"])
@@ -183,10 +186,18 @@ def compare_results(
     }
 
 
+def compare_reports(
+    data_a: RunReport, data_b: RunReport, thresholds: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Run B judged against run A: ``compare_results`` plus both runs' descriptions, as
+    plain JSON (what `compare --format json` prints and ``RunReport.comparison`` holds)."""
+    out = compare_results(data_a.results, data_b.results, thresholds)
+    return {"run_a": to_plain(data_a.run), "run_b": to_plain(data_b.run), **out}
+
+
 def compare_runs(
     store: Store, ref_a: str, ref_b: str, thresholds: dict[str, float] | None = None
 ) -> dict[str, Any]:
     data_a = report_data(store, ref_a, samples=False)
     data_b = report_data(store, ref_b, samples=False)
-    out = compare_results(data_a["results"], data_b["results"], thresholds)
-    return {"run_a": data_a["run"], "run_b": data_b["run"], **out}
+    return compare_reports(data_a, data_b, thresholds)

@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, stats
+from harness import __version__, figures
 from harness.errors import UsageError
-from harness.scheduler import latency_metrics
-from harness.store import Metric, Store
+from harness.store import Store
 from harness.workspace import git_commit
-from runners.benchmark_model import BenchmarkModelParseError, parse_benchmark_model
+from runners.benchmark_model import (
+    BenchmarkModelParseError,
+    PhaseStats,
+    parse_benchmark_model,
+)
 from runners.ort_perf_test import OrtPerfTestParseError, parse_ort_perf_test
+from runners.records import Figure, JobMeasurement, Memory, Provenance, ToolStatistics, to_plain
 from runners.trtexec import TrtexecParseError, parse_export_times, parse_trtexec_log
+
+_SUMMARY_ONLY = "summary only: {tool}'s own statistics, no raw samples"
 
 
 @dataclass
@@ -35,10 +41,46 @@ class ImportedJob:
     source: Path
     runtime: str
     setting: dict[str, Any]
-    result: dict[str, Any]
-    metrics: list[Metric]
-    windows: list[list[float]] = field(default_factory=list)
-    runtime_version: str | None = None
+    measurement: JobMeasurement
+
+
+def _measurement(
+    log: Path,
+    tool: str,
+    parsed: Any,
+    *,
+    runtime: str,
+    runtime_version: str | None = None,
+    windows: list[list[float]] | None = None,
+    tool_stats: ToolStatistics | None = None,
+    init_s: float | None = None,
+    first_s: float | None = None,
+    peak_bytes: float | None = None,
+    warmup_count: int | None = None,
+    extra_figures: list[Figure] | None = None,
+    note: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> JobMeasurement:
+    return JobMeasurement(
+        runner="import",
+        provenance=Provenance(
+            runner="import",
+            runtime=runtime,
+            runtime_version=runtime_version,
+            edgebench_version=__version__,
+            imported_from=str(log),
+            extra={"tool": tool},
+        ),
+        windows=windows or [],
+        init_s=init_s,
+        first_inference_s=first_s,
+        warmup_count=warmup_count,
+        memory=Memory(peak_rss_bytes=peak_bytes),
+        tool_stats=tool_stats,
+        figures=extra_figures or [],
+        note=note,
+        details={"tool": tool, tool: to_plain(parsed), **(details or {})},
+    )
 
 
 def pair_files(files: list[Path]) -> list[tuple[Path, Path | None]]:
@@ -77,63 +119,43 @@ def _trtexec_jobs(files: list[Path]) -> list[ImportedJob]:
             raise UsageError(f"{times if times and 'JSON' in str(e) else log}: {e}") from None
         except ValueError as e:
             raise UsageError(f"{times or log}: {e}") from None
+        tool_stats = None
+        lat = result.latency
+        if not samples and (lat is not None or result.throughput_qps is not None):
+            # A figure the log does not give stays unknown (a pasted excerpt may hold
+            # only the Throughput line).
+            tool_stats = ToolStatistics(
+                tool="trtexec",
+                mean_s=lat.mean_s if lat else None,
+                median_s=lat.median_s if lat else None,
+                min_s=lat.min_s if lat else None,
+                max_s=lat.max_s if lat else None,
+                percentiles_s={f"{p:g}": v for p, v in lat.percentiles_s.items()} if lat else {},
+                count=result.timed_queries,
+                throughput_per_s=result.throughput_qps,
+                note="trtexec's Latency (H2D + GPU compute + D2H of one query)",
+            )
+        gpu = result.gpu_compute_time
         jobs.append(
             ImportedJob(
                 source=log,
                 runtime="tensorrt",
                 setting={"runtime": "tensorrt", "threads": None, "precision": result.precision},
-                result={
-                    "times_file": str(times) if times else None,
-                    "trtexec": _jsonable(result),
-                    "note": None
-                    if samples
-                    else "summary only: trtexec's own statistics, no raw samples",
-                },
-                metrics=_metrics(result, samples),
-                windows=[samples] if samples else [],
-                runtime_version=result.trt_version,
+                measurement=_measurement(
+                    log,
+                    "trtexec",
+                    result,
+                    runtime="tensorrt",
+                    runtime_version=result.trt_version,
+                    windows=[samples] if samples else [],
+                    tool_stats=tool_stats,
+                    extra_figures=[Figure("gpu_compute_median", gpu.median_s, "s")] if gpu else [],
+                    note=None if samples else _SUMMARY_ONLY.format(tool="trtexec"),
+                    details={"times_file": str(times) if times else None},
+                ),
             )
         )
     return jobs
-
-
-def _summary_job(
-    log: Path,
-    tool: str,
-    parsed: Any,
-    *,
-    runtime: str,
-    threads: int | None,
-    figures: dict[str, float | None],
-    n: int | None,
-    throughput: float | None,
-    init_s: float | None,
-    first_s: float | None,
-    peak_bytes: float | None,
-    note: str = "",
-) -> ImportedJob:
-    """A job from a tool's printed summary: its own latency figures (seconds) stored as
-    it printed them, and no raw samples."""
-    metrics = [Metric(f"latency_{k}", v, "s") for k, v in figures.items() if v is not None]
-    if n is not None:
-        metrics.append(Metric("latency_n", n, "count"))
-    if throughput is not None:
-        metrics.append(Metric("throughput", throughput, "1/s"))
-    metrics += [
-        Metric("init", init_s, "s"),
-        Metric("first_inference", first_s, "s"),
-        Metric("peak_rss", peak_bytes, "bytes"),
-    ]
-    return ImportedJob(
-        source=log,
-        runtime=runtime,
-        setting={"runtime": runtime, "threads": threads},
-        result={
-            tool: _jsonable(parsed),
-            "note": f"summary only: {tool}'s own statistics{note}, no raw samples",
-        },
-        metrics=metrics,
-    )
 
 
 def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
@@ -145,28 +167,44 @@ def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
             raise UsageError(f"{log}: {e}") from None
         timed = r.timed
         mean = timed.avg_s if timed and timed.avg_s is not None else r.inference_avg_s
-        figures = {"mean": mean}
-        if timed:
-            figures |= {
-                "p50": timed.median_s,
-                "p95": timed.p95_s,
-                "min": timed.min_s,
-                "max": timed.max_s,
-            }
+        same = timed.curr_s if timed and timed.all_same else None
+        if mean is None:
+            mean = same  # every run took the same time: that time is the mean, min, max
+        stats = ToolStatistics(
+            tool="benchmark_model",
+            mean_s=mean,
+            median_s=timed.median_s if timed else None,
+            min_s=timed.min_s if timed and timed.min_s is not None else same,
+            max_s=timed.max_s if timed and timed.max_s is not None else same,
+            std_s=timed.std_s if timed else None,
+            std_ddof=0,
+            percentiles_s=(
+                {f"{p:g}": v for p, v in timed.percentiles_s.items() if p != 50.0} if timed else {}
+            ),
+            count=timed.count if timed else None,
+            throughput_per_s=1.0 / mean if mean else None,
+            first_s=timed.first_s if timed else None,
+            note="benchmark_model's own statistics: avg is a mean, std has ddof 0, "
+            f"percentiles are {PhaseStats.PERCENTILE_METHOD}",
+        )
         jobs.append(
-            _summary_job(
-                log,
-                "benchmark_model",
-                r,
+            ImportedJob(
+                source=log,
                 runtime="litert",
-                threads=r.num_threads,
-                figures=figures,
-                n=timed.count if timed else None,
-                throughput=1.0 / mean if mean else None,
-                init_s=r.init_s,
-                first_s=r.first_inference_s,
-                peak_bytes=r.peak_memory_bytes,
-                note=" (its std is over the timed runs, ddof=0)",
+                setting={"runtime": "litert", "threads": r.num_threads},
+                measurement=_measurement(
+                    log,
+                    "benchmark_model",
+                    r,
+                    runtime="litert",
+                    tool_stats=stats,
+                    init_s=r.init_s,
+                    first_s=r.first_inference_s,
+                    peak_bytes=r.peak_memory_bytes,
+                    warmup_count=r.warmup.count if r.warmup else None,
+                    note="summary only: benchmark_model's own statistics (its std is over the "
+                    "timed runs, ddof=0), no raw samples",
+                ),
             )
         )
     return jobs
@@ -179,22 +217,34 @@ def _ort_perf_test_jobs(files: list[Path]) -> list[ImportedJob]:
             r = parse_ort_perf_test(_read(log))
         except OrtPerfTestParseError as e:
             raise UsageError(f"{log}: {e}") from None
-        figures: dict[str, float | None] = {
-            f"p{int(p)}": v for p, v in r.percentiles_s.items() if p in (50, 90, 95, 99)
-        }
+        pct = {f"{p:g}": v for p, v in r.percentiles_s.items()}
+        stats = ToolStatistics(
+            tool="onnxruntime_perf_test",
+            mean_s=r.mean_s,
+            median_s=pct.pop("50", None),
+            min_s=r.min_s,
+            max_s=r.max_s,
+            percentiles_s=pct,
+            count=r.timed_requests if r.timed_requests is not None else r.requests,
+            throughput_per_s=r.throughput_per_s,
+            note=f"percentiles: {r.PERCENTILE_METHOD}",
+        )
         jobs.append(
-            _summary_job(
-                log,
-                "onnxruntime_perf_test",
-                r,
+            ImportedJob(
+                source=log,
                 runtime="onnxruntime",
-                threads=r.intra_op_threads,
-                figures=figures | {"mean": r.mean_s, "min": r.min_s, "max": r.max_s},
-                n=r.requests,
-                throughput=r.throughput_per_s,
-                init_s=r.session_creation_s,
-                first_s=r.first_inference_s,
-                peak_bytes=r.peak_working_set_bytes,
+                setting={"runtime": "onnxruntime", "threads": r.intra_op_threads},
+                measurement=_measurement(
+                    log,
+                    "onnxruntime_perf_test",
+                    r,
+                    runtime="onnxruntime",
+                    tool_stats=stats,
+                    init_s=r.session_creation_s,
+                    first_s=r.first_inference_s,
+                    peak_bytes=r.peak_working_set_bytes,
+                    note="summary only: onnxruntime_perf_test's own statistics, no raw samples",
+                ),
             )
         )
     return jobs
@@ -255,56 +305,12 @@ def import_logs(store: Store, tool: str, files: list[Path], device: str) -> str:
     )
     stored = {j["key"]: j["id"] for j in store.jobs_for_run(run_id)}
     for p, job in zip(planned, jobs, strict=True):
+        summary = figures.summarize(job.measurement)
         store.finish_job(
             stored[p["key"]],
-            result={"imported_from": str(job.source), **job.result},
-            provenance={
-                "imported": True,
-                "tool": tool,
-                "runtime_version": job.runtime_version,
-                "edgebench_version": __version__,
-            },
-            windows=job.windows,
-            job_metrics=job.metrics,
+            measurement=job.measurement,
+            summary=summary.to_dict() if summary else None,
+            job_metrics=figures.job_metrics(job.measurement, summary),
         )
     store.set_run_status(run_id, "finished")
     return run_id
-
-
-def _metrics(result: Any, samples: list[float]) -> list[Metric]:
-    if samples:
-        # Raw times: our own statistics, exactly as for a measured job.
-        out = latency_metrics(stats.summarize(samples))
-    elif result.latency is not None:
-        # Summary only: trtexec's own figures, stored as it printed them.
-        lat = result.latency
-        figures = {
-            "p50": lat.median_s,
-            "mean": lat.mean_s,
-            "min": lat.min_s,
-            "max": lat.max_s,
-            **{f"p{int(p)}": v for p, v in lat.percentiles_s.items() if p in (90, 95, 99)},
-        }
-        out = [Metric(f"latency_{name}", value, "s") for name, value in figures.items()]
-        if result.timed_queries is not None:
-            out.append(Metric("latency_n", result.timed_queries, "count"))
-        if result.throughput_qps is not None:
-            out.append(Metric("throughput", result.throughput_qps, "1/s"))
-    else:
-        return []
-    if result.gpu_compute_time is not None:
-        out.append(Metric("gpu_compute_median", result.gpu_compute_time.median_s, "s"))
-    return out
-
-
-def _jsonable(obj: Any) -> Any:
-    """A parser dataclass as plain JSON data (for the job's stored result)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj

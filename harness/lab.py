@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from devices.transport import transport_names
+from devices.errors import UnknownTransportError
+from devices.transport import transport_class, transport_names
 from harness.store import Store
 from suites.errors import SuiteError
 from suites.yamlio import validate_file
@@ -25,6 +26,17 @@ class LabDevice(BaseModel):
     type: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _typed_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # The transport's own options model: a typo is an error naming the key and line.
+        try:
+            options = transport_class(str(info.data.get("transport"))).Options
+        except UnknownTransportError:
+            return value  # reported below, with the known transports
+        options.model_validate(value)
+        return value
 
 
 class LabFile(BaseModel):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.compare import compare_results
+from harness.compare import compare_reports
 from harness.results import report_data
 from harness.store import Store, display_time, now
 
@@ -87,8 +87,8 @@ def publish_site(
         verdicts = None
         if previous is not None:
             base = report_data(store, previous["id"], samples=False)
-            cmp = compare_results(base["results"], data["results"])
-            data["comparison"] = {"run_a": base["run"], "run_b": data["run"], **cmp}
+            cmp = compare_reports(base, data)
+            data = data.replace(comparison=cmp)
             verdicts = {"regressions": cmp["regressions"], "improvements": cmp["improvements"]}
         write_report(data, page.parent)
         rendered += 1
@@ -100,9 +100,9 @@ def publish_site(
             "jobs": run["jobs"] or 0,
             "done": run["done"] or 0,
             "failed": run["failed"] or 0,
-            "devices": [d["name"] for d in data["devices"]],
-            "commit": data["run"].get("commit"),
-            "edgebench": data["run"].get("edgebench_version"),
+            "devices": [d.name for d in data.devices],
+            "commit": data.run.commit,
+            "edgebench": data.run.edgebench_version,
             "previous": previous["id"] if previous else None,
             "verdicts": verdicts,
         }

@@ -1,4 +1,5 @@
-"""Turn a stored run into the plain records ``reports`` renders."""
+"""Turn a stored run into the typed records ``reports`` renders
+(``runners.records.RunReport``)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,12 @@ from typing import Any
 
 from harness.scheduler import setting_label
 from harness.store import Store, display_time
+from runners.records import DeviceInfo, JobResult, LatencyStats, RunInfo, RunReport
 
-_LATENCY_KEYS = (
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "mean",
-    "min",
-    "max",
-    "std",
-    "cv",
-    "n",
-    "ci_low",
-    "ci_high",
-)
+_LATENCY_KEYS = ("p50", "p90", "p95", "p99", "mean", "min", "max", "std", "cv", "ci_low", "ci_high")
 
 
-def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str, Any]:
+def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport:
     """The run, its devices and one record per job. ``samples=False`` leaves the raw
     latency samples out (``samples_s`` empty), for callers that need only the figures."""
     run = store.resolve_run(run_id)
@@ -33,102 +22,114 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> dict[str,
     for name in device_names:
         row = store.get_device(name) or {"name": name, "transport": "?", "address": "", "tags": {}}
         devices.append(
-            {
-                "name": name,
-                "transport": row.get("transport"),
-                "address": row.get("address") or "",
-                "tags": row.get("tags") or {},
-                "facts": row.get("facts") or {},
-            }
+            DeviceInfo(
+                name=name,
+                transport=row.get("transport"),
+                address=row.get("address") or "",
+                tags=row.get("tags") or {},
+                facts=row.get("facts") or {},
+            )
         )
+    suite = run["suite"] or {}
+    imported_tool = (
+        suite.get("tool") or run["suite_name"].removeprefix("import-")
+        if suite.get("imported")
+        else None
+    )
     # A variant's description is the run's (its suite as it ran), not the artifact's: one
     # file can be built for several variants, by several suites.
     descriptions = {
         v.get("name"): v.get("description")
-        for v in (run["suite"] or {}).get("variants") or []
+        for v in suite.get("variants") or []
         if isinstance(v, dict)
     }
     results = []
     for job in jobs:
         artifact = store.get_artifact(job["artifact_sha256"]) if job["artifact_sha256"] else None
-        metrics = store.job_metrics(job["id"]) if job["status"] == "done" else {}
+        done = job["status"] == "done"
+        metrics = store.job_metrics(job["id"]) if done else {}
+        record = store.job_measurement(job) if done else None
 
         def value(name: str, metrics: dict = metrics) -> Any:
             m = metrics.get(name)
             return m.value if m else None
 
         latency = None
-        if "latency_p50" in metrics:
-            latency = {k: value(f"latency_{k}") for k in _LATENCY_KEYS}
-            latency["n"] = int(latency["n"])
-            latency["throughput"] = value("throughput")
+        if "latency_p50" in metrics or "latency_mean" in metrics:
+            n = value("latency_n")
+            tool = record.tool_stats.tool if record and record.tool_stats else None
+            latency = LatencyStats(
+                **{k: value(f"latency_{k}") for k in _LATENCY_KEYS},
+                n=int(n) if n is not None else None,
+                throughput=value("throughput"),
+                source=tool or "edgebench",
+            )
         raw = [s for w in store.job_samples(job["id"]) for s in w] if metrics and samples else []
         error = job["error"]
+        power = record.power if record else None
         results.append(
-            {
-                "job_id": job["id"],
-                "device": job["device"],
-                "variant": job["variant"],
-                "model": job["model"],
-                "format": artifact["format"] if artifact else None,
-                "runtime": job["runtime"],
-                "threads": job["setting"].get("threads"),
-                "setting": setting_label(job["setting"]),
-                "status": job["status"],
-                "error": f"{error['type']}: {error['message']}"
-                if error and job["status"] != "done"
-                else None,
-                "file_size_bytes": artifact["size_bytes"] if artifact else None,
+            JobResult(
+                job_id=job["id"],
+                device=job["device"],
+                variant=job["variant"],
+                model=job["model"],
+                format=artifact["format"] if artifact else None,
+                runtime=job["runtime"],
+                threads=job["setting"].get("threads"),
+                setting=setting_label(job["setting"]),
+                status=job["status"],
+                error=f"{error['type']}: {error['message']}" if error and not done else None,
+                file_size_bytes=artifact["size_bytes"] if artifact else None,
                 **variant_facts(
                     {
                         **((artifact or {}).get("meta") or {}),
                         "description": descriptions.get(job["variant"]),
                     }
                 ),
-                "accuracy": value("accuracy_top1"),
-                "accuracy_n": int(value("accuracy_n")) if value("accuracy_n") is not None else None,
-                "latency_s": latency,
-                "init_s": value("init"),
-                "first_inference_s": value("first_inference"),
-                "timer_floor_s": value("timer_floor"),
+                accuracy=value("accuracy_top1"),
+                accuracy_n=int(value("accuracy_n")) if value("accuracy_n") is not None else None,
+                note=record.note if record else None,
+                latency_s=latency,
                 # Each repetition's own p50: how far a run's windows disagree (compare).
-                "window_p50_s": [
-                    w.get("p50")
-                    for w in (((job["result"] or {}).get("summary") or {}).get("windows") or [])
-                ],
-                "peak_rss_bytes": value("peak_rss"),
-                "rss_after_load_bytes": value("rss_after_load"),
-                "samples_s": raw,
-                "energy_per_inference_j": value("energy_per_inference"),
-                "mean_power_w": value("mean_power"),
-                "idle_power_w": value("idle_power"),
-                "power_rail": ((job["result"] or {}).get("power") or {}).get("rail"),
-                "power_sample_rate_hz": value("power_sample_rate"),
-                "estimated": sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
-            }
+                window_p50_s=[w["p50"] for w in (job.get("summary") or {}).get("windows") or []],
+                init_s=value("init"),
+                first_inference_s=value("first_inference"),
+                timer_floor_s=value("timer_floor"),
+                peak_rss_bytes=value("peak_rss"),
+                rss_after_load_bytes=value("rss_after_load"),
+                samples_s=raw,
+                energy_per_inference_j=value("energy_per_inference"),
+                mean_power_w=value("mean_power"),
+                idle_power_w=value("idle_power"),
+                power_rail=power.rail if power else None,
+                power_sample_rate_hz=value("power_sample_rate"),
+                static_ram_bytes=value("static_ram"),
+                flash_bytes=value("flash"),
+                executed_instructions=(
+                    int(value("executed_instructions"))
+                    if value("executed_instructions") is not None
+                    else None
+                ),
+                emulated=bool(record and record.emulated),
+                estimated=sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
+            )
         )
-    baseline = run["suite"].get("baseline") or (run["suite"].get("variants") or [{}])[0].get("name")
-    _add_retention(results, baseline)
-    return {
-        "run": {
-            "baseline_variant": baseline,
-            "id": run["id"],
-            "suite": run["suite_name"],
-            "status": run["status"],
-            "created_at": display_time(run["created_at"]),
-            "edgebench_version": run["edgebench_version"],
-            "commit": run["commit"],
-            "repetitions": (run["suite"].get("measure") or {}).get("repetitions"),
-            # `edgebench import`: figures without raw samples are the tool's own.
-            "imported_tool": (
-                run["suite"].get("tool") or run["suite_name"].removeprefix("import-")
-                if run["suite"].get("imported")
-                else None
-            ),
-        },
-        "devices": devices,
-        "results": results,
-    }
+    baseline = suite.get("baseline") or (suite.get("variants") or [{}])[0].get("name")
+    return RunReport(
+        run=RunInfo(
+            id=run["id"],
+            suite=run["suite_name"],
+            status=run["status"],
+            created_at=display_time(run["created_at"]),
+            edgebench_version=run["edgebench_version"],
+            commit=run["commit"],
+            repetitions=(suite.get("measure") or {}).get("repetitions"),
+            baseline_variant=baseline,
+            imported_tool=imported_tool,
+        ),
+        devices=devices,
+        results=with_retention(results, baseline),
+    )
 
 
 def _field_of(metric: str) -> str:
@@ -169,20 +170,26 @@ def variant_facts(meta: dict[str, Any]) -> dict[str, Any]:
         if torch_stats.get("macs") is not None
         else file_stats.get("macs"),
         "zstd_size_bytes": file_stats.get("zstd_size_bytes"),
-        "accuracy_meaningful": meta.get("accuracy_meaningful", True),
+        "accuracy_meaningful": bool(meta.get("accuracy_meaningful", True)),
     }
 
 
-def _add_retention(results: list[dict[str, Any]], baseline: str | None) -> None:
+def with_retention(results: list[JobResult], baseline: str | None) -> list[JobResult]:
     """accuracy / baseline accuracy on the same device, preferring the baseline run
     with the same runtime setting (so a runtime's own numerics do not count as a cost)."""
     same_setting: dict[tuple[str, str], float] = {}
     any_setting: dict[str, float] = {}
     for r in results:
-        if r["variant"] == baseline and r["accuracy"] is not None:
-            same_setting.setdefault((r["device"], r["setting"]), r["accuracy"])
-            any_setting.setdefault(r["device"], r["accuracy"])
+        if r.variant == baseline and r.accuracy is not None:
+            same_setting.setdefault((r.device, r.setting), r.accuracy)
+            any_setting.setdefault(r.device, r.accuracy)
+    out = []
     for r in results:
-        r["baseline"] = r["variant"] == baseline
-        ref = same_setting.get((r["device"], r["setting"]), any_setting.get(r["device"]))
-        r["accuracy_retention"] = r["accuracy"] / ref if r["accuracy"] is not None and ref else None
+        ref = same_setting.get((r.device, r.setting), any_setting.get(r.device))
+        out.append(
+            r.replace(
+                baseline=r.variant == baseline,
+                accuracy_retention=r.accuracy / ref if r.accuracy is not None and ref else None,
+            )
+        )
+    return out

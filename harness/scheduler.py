@@ -2,23 +2,27 @@
 
 A job is one (model variant, runtime setting, device). Devices work in
 parallel, one worker thread each; the jobs of one device run one after another
-because they compete for the same CPU/memory. Each finished job is committed at
-once (see ``Store.finish_job``), so an interrupted run loses at most the job in
-flight, and ``--resume`` picks up exactly the jobs that are not done.
+because they compete for the same CPU/memory. The runner that measures a job is
+the one its runtime names in the runtime table (``suites/runtimes.py``); this
+module knows no runtime. Each finished job is committed at once (see
+``Store.finish_job``), so an interrupted run loses at most the job in flight,
+and ``--resume`` picks up exactly the jobs that are not done.
+
+A device whose connection fails on :data:`QUARANTINE_AFTER` jobs in a row is
+quarantined: its remaining jobs are failed at once with the reason instead of
+each waiting out its connection timeouts and retries (``--resume`` tries them
+again).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,26 +33,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from devices.errors import AgentError, DeviceError, TransportError
-from devices.power import rpi
-from devices.power.energy import window_energy
-from devices.power.sources import (
-    choose_source,
-    parse_readings,
-    sampler_request,
-    telemetry_summary,
-)
-from devices.transport import DeviceConfig, make_transport
-from harness import __version__, stats
+from devices.errors import DeviceError, TransportError
+from devices.transport import DeviceConfig, PosixHost, Transport, make_transport
+from harness import __version__, figures, stats
 from harness.artifacts import ArtifactCache, Variant
 from harness.errors import RunError
-from harness.store import Metric, Store
+from harness.store import Store
 from harness.workspace import Workspace, git_commit
-from runners.agent_client import AgentClient
-from runners.tensorrt import TrtexecRunner
+from runners.base import EvalSet, Job, MeasureRules, ModelFile, Runner, runner_class
+from runners.base import fingerprint as fingerprint  # noqa: PLC0414 - re-exported
 from suites.datasets import load_dataset
-from suites.schema import RUNTIME_FORMATS, Suite
+from suites.runtimes import get_runtime
+from suites.schema import Suite
 
+QUARANTINE_AFTER = 3  # consecutive jobs whose device could not be reached
 
 def setting_label(setting: dict[str, Any]) -> str:
     label = setting["runtime"]
@@ -73,20 +71,9 @@ def plan_jobs(
     for device in device_names:
         for v in variants:
             for s in suite.settings:
-                if RUNTIME_FORMATS[s.runtime] != v.format:
+                if v.format not in get_runtime(s.runtime).formats:
                     continue
-                for threads in s.threads:
-                    setting: dict[str, Any] = {
-                        "runtime": s.runtime,
-                        "threads": threads,
-                        "providers": s.providers,
-                    }
-                    if s.runtime == "tensorrt":
-                        setting["precision"] = s.precision
-                    if s.runtime == "torch":
-                        setting["device"] = s.device
-                    if s.xnnpack is not None:
-                        setting["xnnpack"] = s.xnnpack
+                for setting in s.job_settings():
                     key = f"{device}|{v.model}|{v.name}|{setting_label(setting)}"
                     planned.append(
                         {
@@ -129,7 +116,7 @@ class RunContext:
     run_id: str
     variants: dict[tuple[str, str], Variant]  # by (model, variant name)
     stop: threading.Event = field(default_factory=threading.Event)
-    agents: dict[str, AgentClient] = field(default_factory=dict)
+    runners: dict[str, Runner] = field(default_factory=dict)  # in flight, by device
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -142,24 +129,6 @@ def device_config(row: dict[str, Any]) -> DeviceConfig:
         tags=row["tags"] or {},
         device_type=row["device_type"],
     )
-
-
-def fingerprint(facts: dict[str, Any]) -> str:
-    """Stable id of what a device *is* (not of its current load)."""
-    keys = (
-        "hostname",
-        "arch",
-        "cpu_model",
-        "cpu_cores",
-        "memory_total_bytes",
-        "os_release",
-        "kernel",
-        "python",
-        "runtimes",
-        "board_model",
-    )
-    blob = json.dumps({k: facts.get(k) for k in keys}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def execute(ctx: RunContext, devices: Sequence[dict[str, Any]], console: Console) -> str:
@@ -203,8 +172,8 @@ def execute(ctx: RunContext, devices: Sequence[dict[str, Any]], console: Console
         except KeyboardInterrupt:
             ctx.stop.set()
             with ctx.lock:
-                for agent in ctx.agents.values():
-                    agent.kill()  # in-flight requests fail at once; those jobs stay pending
+                for runner in ctx.runners.values():
+                    runner.kill()  # in-flight requests fail at once; those jobs stay pending
             for t in workers:
                 t.join(timeout=10)
             ctx.store.set_run_status(ctx.run_id, "interrupted")
@@ -220,6 +189,15 @@ def execute(ctx: RunContext, devices: Sequence[dict[str, Any]], console: Console
     return status
 
 
+def _error_record(e: BaseException, attempt: int) -> dict[str, Any]:
+    return {
+        "type": type(e).__name__,
+        "message": str(e),
+        "kind": getattr(e, "kind", None),
+        "attempt": attempt,
+    }
+
+
 def _device_worker(
     ctx: RunContext,
     row: dict[str, Any],
@@ -229,376 +207,137 @@ def _device_worker(
     overall: Any,
 ) -> None:
     name = row["name"]
-    transport = make_transport(device_config(row), ctx.ws.home)
-    agent: AgentClient | None = None
+    runners: dict[str, Runner] = {}
+    unreachable = 0  # consecutive jobs that failed on the connection
+    transport: Transport | None = None
+    try:
+        transport = make_transport(device_config(row), ctx.ws.home)
+    except DeviceError as e:  # the transport could not even be built (bad address, option)
+        ctx.store.log_event(ctx.run_id, f"device {name}: {e}", level="error")
+        progress.update(task, status=f"[red]{e}")
+        for job in jobs:
+            ctx.store.fail_job(job["id"], _error_record(e, 0), final=True)
+        return
     try:
         for job in jobs:
             if ctx.stop.is_set():
                 return
             progress.update(task, status=f"{job['variant']} {setting_label(job['setting'])}")
+            if unreachable >= QUARANTINE_AFTER:
+                why = RunError(
+                    f"device {name} quarantined: {unreachable} jobs in a row could not reach it"
+                    " (resume the run once it is back)"
+                )
+                ctx.store.fail_job(job["id"], _error_record(why, 0), final=True)
+                progress.advance(task)
+                progress.advance(overall)
+                continue
+            runner_name = get_runtime(job["runtime"]).runner
             for attempt in range(ctx.suite.retries + 1):
                 if ctx.stop.is_set():
                     return
                 # Counted before connecting: a board that cannot be reached is an attempt too.
                 ctx.store.mark_job_started(job["id"])
                 try:
-                    if agent is None:
-                        agent = AgentClient.start(transport)
-                        with ctx.lock:
-                            ctx.agents[name] = agent
-                        ctx.store.set_device_facts(name, agent.facts)
-                    if job["setting"]["runtime"] == "tensorrt":
-                        _run_trtexec_job(ctx, agent, transport, job)
-                    else:
-                        _run_job(ctx, agent, transport, job, row["options"] or {})
+                    runner = runners.get(runner_name)
+                    if runner is None:
+                        runner = runners[runner_name] = runner_class(runner_name)(transport)
+                    with ctx.lock:
+                        ctx.runners[name] = runner
+                    _run_job(ctx, runner, job)
+                    unreachable = 0
                     break
                 except DeviceError as e:
                     if ctx.stop.is_set():
                         return  # interrupted, not failed: the job stays pending
-                    if isinstance(e, TransportError) and agent is not None:
-                        agent.kill()  # its state is unknown; start a fresh one
-                        agent = None
                     final = attempt == ctx.suite.retries
-                    error = {
-                        "type": type(e).__name__,
-                        "message": str(e),
-                        "kind": getattr(e, "kind", None),
-                        "attempt": attempt + 1,
-                    }
-                    ctx.store.fail_job(job["id"], error, final=final)
+                    if final:
+                        unreachable = unreachable + 1 if isinstance(e, TransportError) else 0
+                    ctx.store.fail_job(job["id"], _error_record(e, attempt + 1), final=final)
                     ctx.store.log_event(
                         ctx.run_id,
                         f"{job['key']}: attempt {attempt + 1} failed: {e}",
                         level="error" if final else "warning",
                         job_id=job["id"],
                     )
-            # One agent process per job: peak RSS and RSS after load then describe this
-            # variant alone, not the runtimes and arenas earlier jobs left in the process.
-            if agent is not None:
-                agent.close()
-                agent = None
+                finally:
+                    facts = getattr(runners.get(runner_name), "facts", None)
+                    if facts:
+                        ctx.store.set_device_facts(name, facts)
             progress.advance(task)
             progress.advance(overall)
         progress.update(task, status="done")
-    except DeviceError as e:  # transport could not even be built
-        ctx.store.log_event(ctx.run_id, f"device {name}: {e}", level="error")
-        progress.update(task, status=f"[red]{e}")
     finally:
-        if agent is not None:
-            agent.close()
+        with ctx.lock:
+            ctx.runners.pop(name, None)
+        for runner in runners.values():
+            runner.close()
         transport.close()
 
 
-def _run_job(
-    ctx: RunContext,
-    agent: AgentClient,
-    transport: Any,
-    job: dict[str, Any],
-    options: dict[str, Any],
-) -> None:
+def probe_runner(transport: Transport) -> Runner:
+    """The runner that asks a device what it is (``device check``)."""
+    if isinstance(transport, PosixHost):
+        return runner_class("agent")(transport)
+    raise RunError(
+        f"device {transport.device.name}: no runner can probe a {transport.name!r} device"
+    )
+
+
+def make_job(ctx: RunContext, job: dict[str, Any]) -> Job:
+    """What a runner needs for one stored job."""
     variant = ctx.variants[(job["model"], job["variant"])]
     artifact = variant.artifact
-    setting = job["setting"]
-    m = ctx.suite.measure
-    remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
-    extra: dict[str, Any] = {}
-    if setting.get("xnnpack") is not None:
-        extra["xnnpack"] = setting["xnnpack"]
-    if setting["runtime"] == "torch":
-        # TorchScript archives do not declare their inputs; the export step recorded them.
-        extra |= {
-            "device": setting.get("device", "cpu"),
-            "input_shapes": variant.meta.get("input_shapes"),
-            "input_dtypes": variant.meta.get("input_dtypes"),
-        }
-    load = agent.load(
-        remote,
-        artifact.sha256,
-        setting["runtime"],
-        setting["threads"],
-        setting.get("providers"),
-        **extra,
-    )
-    sensor = choose_source(options, agent.facts)
-    power_request = sampler_request(sensor, options) if sensor else None
-    bench = agent.bench(
-        power=power_request,
-        timeout=m.timeout_s,
-        warmup_runs=m.warmup_runs,
-        warmup_min_s=m.warmup_min_s,
-        min_runs=m.min_runs,
-        min_duration_s=m.min_duration_s,
-        repetitions=m.repetitions,
-        max_runs=m.max_runs,
-    )
-    windows = [w["samples_s"] for w in bench["windows"]]
-    summary = stats.summarize_windows(windows)
-    head = summary.headline
-
-    accuracy = _evaluate(ctx, variant, agent)
-
-    metrics = latency_metrics(head) + [
-        Metric("init", load.get("init_s"), "s"),
-        Metric("first_inference", bench.get("first_inference_s"), "s"),
-        Metric("timer_floor", bench.get("timer_floor_s"), "s"),
-        Metric("warmup_count", bench["warmup"]["count"], "count"),
-        Metric("warmup_time", bench["warmup"]["time_s"], "s"),
-        Metric("peak_rss", bench.get("peak_rss_bytes"), "bytes"),
-        Metric("rss_after_load", load.get("rss_after_load_bytes"), "bytes"),
-        Metric("file_size", artifact.size_bytes, "bytes"),
-    ]
-    metrics += _accuracy_metrics(accuracy)
-
-    throttling = _pi_throttling(transport, agent.facts)
-    power = _power(bench, sensor) if sensor else None
-    if power is not None:
-        metrics += power.pop("metrics")
-
-    provenance = _provenance(
-        agent,
-        variant,
-        load.get("runtime"),
-        load.get("runtime_version"),
-        runner_version=agent.hello.get("agent_version"),
-    )
-    result = {
-        "load": load,
-        "bench": {k: v for k, v in bench.items() if k not in ("windows", "power")},
-        "power": power,
-        "throttling": throttling,
-        "window_durations_s": [w.get("duration_s") for w in bench["windows"]],
-        "summary": summary.to_dict(),
-        "accuracy": accuracy,
-    }
-    ctx.store.finish_job(
-        job["id"], result=result, provenance=provenance, windows=windows, job_metrics=metrics
-    )
-
-
-def _provenance(
-    agent: AgentClient,
-    variant: Variant,
-    runtime: str | None,
-    runtime_version: str | None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Everything needed to tell later what exactly produced a job's numbers."""
-    return {
-        "model_sha256": variant.artifact.sha256,
-        "runtime": runtime,
-        "runtime_version": runtime_version,
-        "device_fingerprint": fingerprint(agent.facts),
-        "edgebench_version": __version__,
-        "commit": git_commit(),
-        "controller": platform.node(),
-        "recipe": variant.recipe,
-        "percentiles": stats.PERCENTILE_METHOD,
-        "std_ddof": stats.STD_DDOF,
-        **extra,
-    }
-
-
-def latency_metrics(head: stats.LatencySummary) -> list[Metric]:
-    return [
-        Metric("latency_p50", head.p50, "s"),
-        Metric("latency_p90", head.p90, "s"),
-        Metric("latency_p95", head.p95, "s"),
-        Metric("latency_p99", head.p99, "s"),
-        Metric("latency_mean", head.mean, "s"),
-        Metric("latency_min", head.min, "s"),
-        Metric("latency_max", head.max, "s"),
-        Metric("latency_std", head.std, "s"),
-        Metric("latency_cv", head.cv, "ratio"),
-        Metric("latency_n", head.n, "count"),
-        Metric("latency_ci_low", head.ci_low, "s"),
-        Metric("latency_ci_high", head.ci_high, "s"),
-        Metric("throughput", head.throughput, "1/s"),
-    ]
-
-
-def _run_trtexec_job(
-    ctx: RunContext, agent: AgentClient, transport: Any, job: dict[str, Any]
-) -> None:
-    """TensorRT through trtexec on the device (the agent only supplies the facts)."""
-    variant = ctx.variants[(job["model"], job["variant"])]
-    artifact = variant.artifact
-    m = ctx.suite.measure
-    remote = transport.push(artifact.path, artifact.sha256, artifact.path.name)
-    runner = TrtexecRunner(transport, agent.facts)
-    sensor = choose_source(transport.device.options, agent.facts)
-    power_request = sampler_request(sensor, transport.device.options) if sensor else None
-    measured = runner.measure(
-        remote,
-        artifact.sha256,
-        fingerprint(agent.facts),
-        precision=job["setting"].get("precision", "fp32"),
-        repetitions=m.repetitions,
-        min_runs=m.min_runs,
-        min_duration_s=m.min_duration_s,
-        warmup_min_s=m.warmup_min_s,
-        job_tag=f"job{job['id']}",
-        power=power_request,
-    )
-    summary = stats.summarize_windows(measured.windows)
-    metrics = latency_metrics(summary.headline) + [
-        Metric("file_size", artifact.size_bytes, "bytes"),
-    ]
-    power = None
-    if sensor and measured.power and measured.spans:
-        as_bench = {
-            "power": measured.power,
-            "windows": [
-                {"t0_s": t0, "t1_s": t1, "samples_s": w}
-                for (t0, t1), w in zip(measured.spans, measured.windows, strict=True)
-            ],
-        }
-        power = _power(as_bench, sensor)
-        if power is not None:
-            metrics += power.pop("metrics")
-            power["clock"] = measured.power["clock"]
-    elif sensor:
-        power = {
-            "source": sensor["kind"],
-            "note": "only streaming sensors (tegrastats,"
-            " nvidia-smi) are sampled during trtexec runs",
-        }
-    accuracy, accuracy_note = _engine_accuracy(
-        ctx, variant, agent, transport, measured.engine, job["setting"].get("precision", "fp32")
-    )
-    metrics += _accuracy_metrics(accuracy)
-    gpu = [s.gpu_compute_time.median_s for s in measured.summaries if s.gpu_compute_time]
-    if gpu:
-        metrics.append(Metric("gpu_compute_median", sorted(gpu)[(len(gpu) - 1) // 2], "s"))
-    provenance = _provenance(
-        agent,
-        variant,
-        "tensorrt",
-        measured.trt_version,
-        runner="trtexec",
-        engine=measured.engine,
-    )
-    result = {
-        "trtexec": {
-            "engine": measured.engine,
-            "engine_built": measured.engine_built,
-            "trt_version": measured.trt_version,
-            "build_log_tail": measured.build_log_tail,
-            "throughput_qps": [s.throughput_qps for s in measured.summaries],
+    return Job(
+        id=job["id"],
+        key=job["key"],
+        model=ModelFile(
+            path=artifact.path,
+            sha256=artifact.sha256,
+            format=artifact.format,
+            size_bytes=artifact.size_bytes,
+            meta=variant.meta,
+        ),
+        setting=job["setting"],
+        measure=MeasureRules(**ctx.suite.measure.model_dump()),
+        evaluation=_evaluation(ctx, variant),
+        provenance={
+            "edgebench_version": __version__,
+            "commit": git_commit(),
+            "controller": platform.node(),
+            "recipe": variant.recipe,
+            "percentiles": stats.PERCENTILE_METHOD,
+            "std_ddof": stats.STD_DDOF,
         },
-        "summary": summary.to_dict(),
-        "power": power,
-        "accuracy": accuracy,
-        "note": accuracy_note,
-    }
-    ctx.store.finish_job(
-        job["id"],
-        result=result,
-        provenance=provenance,
-        windows=measured.windows,
-        job_metrics=metrics,
     )
 
 
-def _accuracy_metrics(accuracy: dict[str, Any] | None) -> list[Metric]:
-    if accuracy is None or accuracy.get("top1") is None:
-        return []  # no labels, or not measured
-    return [
-        Metric("accuracy_top1", accuracy["top1"], "ratio"),
-        Metric("accuracy_n", accuracy["count"], "count"),
-    ]
-
-
-def _evaluate(ctx: RunContext, variant: Variant, agent: AgentClient) -> dict[str, Any] | None:
-    """Top-1 accuracy on the suite's split, computed by the agent with the loaded model."""
-    acc_spec = ctx.suite.accuracy
-    dataset_name = acc_spec.dataset if acc_spec else variant.dataset
+def _evaluation(ctx: RunContext, variant: Variant) -> Callable[[], EvalSet] | None:
+    """The suite's accuracy split (or the model's own dataset), loaded on demand."""
+    spec = ctx.suite.accuracy
+    dataset_name = spec.dataset if spec else variant.dataset
     if not dataset_name:
         return None
-    x, y = load_dataset(dataset_name).split(acc_spec.split if acc_spec else "test")
-    if acc_spec and acc_spec.limit:
-        x, y = x[: acc_spec.limit], (y[: acc_spec.limit] if y is not None else None)
-    result = agent.evaluate(np.ascontiguousarray(x), y)
-    return {k: v for k, v in result.items() if k != "outputs"}
+
+    def load() -> EvalSet:
+        x, y = load_dataset(dataset_name).split(spec.split if spec else "test")
+        if spec and spec.limit:
+            x, y = x[: spec.limit], (y[: spec.limit] if y is not None else None)
+        return EvalSet(x, y)
+
+    return load
 
 
-def _engine_accuracy(
-    ctx: RunContext,
-    variant: Variant,
-    agent: AgentClient,
-    transport: Any,
-    engine: str,
-    precision: str,
-) -> tuple[dict[str, Any] | None, str | None]:
-    """Accuracy of the TensorRT engine itself, through the TensorRT Python API in the
-    agent where the board has it (trtexec cannot compute accuracy). Timing stays
-    trtexec's: the Python path adds copies and interpreter overhead."""
-    if precision == "int8":
-        return None, "int8 engine built without a calibration cache: accuracy not measured"
-    sha = transport.remote_sha256(engine)
-    try:
-        load = agent.load(engine, sha, "tensorrt", device="cuda")
-    except AgentError as e:
-        if e.kind in ("missing_runtime", "load_failed"):
-            return None, f"accuracy not measured: {e}"
-        raise
-    if load.get("io_memory") != "torch_cuda":
-        return None, "accuracy not measured: the TensorRT Python API is not backed by CUDA"
-    return _evaluate(ctx, variant, agent), None
-
-
-def _pi_throttling(transport: Any, facts: dict[str, Any]) -> dict[str, Any] | None:
-    """Raspberry Pi firmware flags and SoC temperature right after the bench: a
-    throttled or under-voltage board measures the firmware, not the model."""
-    vcgencmd = ((facts or {}).get("tools") or {}).get("vcgencmd")
-    if not vcgencmd:
-        return None
-    try:
-        throttled = rpi.parse_get_throttled(transport.run([vcgencmd, "get_throttled"], 30).stdout)
-        temp = rpi.parse_measure_temp(transport.run([vcgencmd, "measure_temp"], 30).stdout)
-    except (DeviceError, ValueError) as e:
-        return {"error": str(e)}
-    return {"flags": throttled.active, "ok": throttled.ok, "temp_c": temp}
-
-
-def _power(bench: dict[str, Any], sensor: dict[str, Any]) -> dict[str, Any] | None:
-    """Energy figures from the readings the agent took during the bench (sensor data,
-    never estimated); the raw readings are kept for re-analysis."""
-    raw = bench.get("power")
-    if not raw:
-        return None
-    series = parse_readings(sensor["kind"], raw["readings"])
-    out: dict[str, Any] = {
-        "telemetry": telemetry_summary(sensor["kind"], raw["readings"]),
-        "source": sensor["kind"],
-        "rail": series.rail,
-        "skipped_readings": series.skipped,
-        "interval_ms": raw.get("interval_ms"),
-        "errors": raw.get("errors"),
-        "readings": raw["readings"],
-        "metrics": [],
-    }
-    if len(series.samples) < 2:
-        out["note"] = f"{len(series.samples)} usable power reading(s); no energy figures"
-        return out
-    windows = [(w["t0_s"], w["t1_s"], len(w["samples_s"])) for w in bench["windows"]]
-    idle = tuple(raw["idle"]) if raw.get("idle") else None
-    energy = window_energy(series.samples, windows, idle, rail=series.rail)
-    out.update(
-        {
-            "note": energy.note,
-            "coverage": energy.coverage,
-            "sample_rate_hz": energy.sample_rate_hz,
-            "sample_count": energy.sample_count,
-        }
+def _run_job(ctx: RunContext, runner: Runner, job: dict[str, Any]) -> None:
+    spec = make_job(ctx, job)
+    measurement = runner.measure(spec)
+    summary = figures.summarize(measurement)
+    ctx.store.finish_job(
+        job["id"],
+        measurement=measurement,
+        summary=summary.to_dict() if summary else None,
+        job_metrics=figures.job_metrics(measurement, summary, spec.model.size_bytes),
     )
-    out["metrics"] = [
-        Metric("mean_power", energy.mean_power_w, "W"),
-        Metric("energy_per_inference", energy.energy_per_inference_j, "J"),
-        Metric("idle_power", energy.idle_power_w, "W"),
-        Metric("energy_per_inference_above_idle", energy.energy_per_inference_above_idle_j, "J"),
-        Metric("power_sample_rate", energy.sample_rate_hz, "Hz"),
-    ]
-    return out
 
 
 def variants_for_jobs(

@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from harness.errors import StoreError
+from runners.records import JobMeasurement, to_plain
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -73,8 +74,11 @@ jobs = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),  # pending | done | failed
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.JSON),
-    sa.Column("result", sa.JSON),  # load/bench/eval replies without the raw samples
+    # The job's typed measurement (runners.records.JobMeasurement.to_json), raw samples
+    # apart; its provenance again, flat, for queries; edgebench's statistics of it.
+    sa.Column("result", sa.JSON),
     sa.Column("provenance", sa.JSON),
+    sa.Column("summary", sa.JSON),
     sa.Column("started_at", sa.String(40)),
     sa.Column("finished_at", sa.String(40)),
     sa.UniqueConstraint("run_id", "key", name="uq_jobs_run_key"),
@@ -131,8 +135,33 @@ def _migrate_to_1(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _migrate_to_2(conn: Connection) -> None:
+    """Typed job records: each finished job's result becomes a versioned
+    JobMeasurement record and its statistics move to their own column."""
+    from harness.migrations import job_record_from_v0
+
+    if "summary" not in {c["name"] for c in sa.inspect(conn).get_columns("jobs")}:
+        conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN summary JSON"))
+    rows = conn.execute(
+        sa.select(jobs.c.id, jobs.c.result, jobs.c.provenance).where(jobs.c.result.is_not(None))
+    ).all()
+    for job_id, result, provenance in rows:
+        if not isinstance(result, dict) or "format_version" in result:
+            continue
+        found = conn.execute(
+            sa.select(metrics.c.name, metrics.c.value).where(metrics.c.job_id == job_id)
+        ).all()
+        record, summary = job_record_from_v0(result, provenance or {}, dict(found))
+        conn.execute(
+            jobs.update().where(jobs.c.id == job_id).values(result=record, summary=summary)
+        )
+
+
 # Ordered (target version, step). A new schema change appends a step; steps never change.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _migrate_to_1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _migrate_to_1),
+    (2, _migrate_to_2),
+]
 
 
 def now() -> str:
@@ -371,12 +400,13 @@ class Store:
         self,
         job_id: int,
         *,
-        result: dict[str, Any],
-        provenance: dict[str, Any],
-        windows: Sequence[Sequence[float]],
+        measurement: JobMeasurement,
+        summary: dict[str, Any] | None,
         job_metrics: Sequence[Metric],
     ) -> None:
-        """Commit one finished job atomically: raw samples, metrics, status."""
+        """Commit one finished job atomically: raw samples, record, metrics, status."""
+        provenance = to_plain(measurement.provenance)
+        flat = {**{k: v for k, v in provenance.items() if k != "extra"}, **provenance["extra"]}
         with self.engine.begin() as conn:
             # A job re-run after a crash between attempts must not keep stale rows.
             conn.execute(samples.delete().where(samples.c.job_id == job_id))
@@ -388,7 +418,7 @@ class Store:
                     "n": len(window),
                     "latency_s": np.asarray(window, dtype="<f8").tobytes(),
                 }
-                for r, window in enumerate(windows)
+                for r, window in enumerate(measurement.windows)
             ]
             if rows:
                 conn.execute(samples.insert(), rows)
@@ -411,12 +441,22 @@ class Store:
                 .where(jobs.c.id == job_id)
                 .values(
                     status="done",
-                    result=result,
-                    provenance=provenance,
+                    result=measurement.to_json(),
+                    provenance=flat,
+                    summary=summary,
                     error=None,
                     finished_at=now(),
                 )
             )
+
+    def job_measurement(self, job: dict[str, Any]) -> JobMeasurement | None:
+        """A finished job's record (without its raw windows: see job_samples)."""
+        if not job.get("result"):
+            return None
+        try:
+            return JobMeasurement.from_json(job["result"])
+        except (ValueError, TypeError) as e:
+            raise StoreError(f"job {job['id']} ({job['key']}): damaged record: {e}") from None
 
     def fail_job(self, job_id: int, error: dict[str, Any], *, final: bool) -> None:
         """Record a failed attempt; a non-final failure leaves the job pending for a retry."""

@@ -7,7 +7,8 @@
   and dashboards built on it read edgebench runs. One benchmark per job, group = device,
   stats computed by the controller from the raw samples (seconds).
 
-Input: ``report_data`` records (harness.results) and, for samples, each job's windows.
+Input: a ``runners.records.RunReport`` (harness.results.report_data) and, for samples, each
+job's windows.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from runners.records import RunReport
 
 JOB_COLUMNS = (
     "run_id",
@@ -76,39 +79,52 @@ SAMPLE_COLUMNS = (
 )
 
 
-def job_records(data: dict[str, Any]) -> list[dict[str, Any]]:
+# JOB_COLUMNS that are not JobResult fields of the same name (the latency figures are
+# flattened out of its LatencyStats).
+_LATENCY_COLUMNS = {
+    **{
+        f"latency_{k}_s": k
+        for k in ("p50", "p90", "p95", "p99", "mean", "min", "max", "std", "ci_low", "ci_high")
+    },
+    "latency_cv": "cv",
+    "latency_n": "n",
+    "throughput_per_s": "throughput",
+}
+_DERIVED_COLUMNS = {"run_id", "estimated", *_LATENCY_COLUMNS}
+_FIELD_COLUMNS = tuple(c for c in JOB_COLUMNS if c not in _DERIVED_COLUMNS)
+
+
+def job_records(data: RunReport) -> list[dict[str, Any]]:
     """One flat record per job, keys as JOB_COLUMNS."""
-    run_id = data["run"]["id"]
     out = []
-    for r in data["results"]:
-        latency = r.get("latency_s") or {}
-        rec: dict[str, Any] = {k: r.get(k) for k in JOB_COLUMNS}
-        rec["run_id"] = run_id
-        for key in ("p50", "p90", "p95", "p99", "mean", "min", "max", "std", "ci_low", "ci_high"):
-            rec[f"latency_{key}_s"] = latency.get(key)
-        rec["latency_cv"] = latency.get("cv")
-        rec["latency_n"] = latency.get("n")
-        rec["throughput_per_s"] = latency.get("throughput")
-        rec["estimated"] = ";".join(r.get("estimated") or [])
-        out.append(rec)
+    for r in data.results:
+        # getattr on the column names: a column that is no JobResult field raises.
+        rec: dict[str, Any] = {k: getattr(r, k) for k in _FIELD_COLUMNS}
+        rec["run_id"] = data.run.id
+        for column, stat in _LATENCY_COLUMNS.items():
+            rec[column] = getattr(r.latency_s, stat) if r.latency_s else None
+        rec["estimated"] = ";".join(r.estimated)
+        out.append({k: rec[k] for k in JOB_COLUMNS})
     return out
 
 
-def sample_records(data: dict[str, Any], windows_of: Any) -> Iterable[dict[str, Any]]:
+def sample_records(
+    data: RunReport, windows_of: Callable[[int], list[list[float]]]
+) -> Iterable[dict[str, Any]]:
     """One record per raw sample; ``windows_of(job_id)`` gives a job's windows."""
-    run_id = data["run"]["id"]
-    for r in data["results"]:
-        if r.get("status") != "done":
+    run_id = data.run.id
+    for r in data.results:
+        if r.status != "done":
             continue
-        estimated = "latency_s" in (r.get("estimated") or [])
-        for rep, window in enumerate(windows_of(r["job_id"])):
+        estimated = "latency_s" in r.estimated
+        for rep, window in enumerate(windows_of(r.job_id)):
             for i, value in enumerate(window):
                 yield {
                     "run_id": run_id,
-                    "device": r["device"],
-                    "model": r["model"],
-                    "variant": r["variant"],
-                    "setting": r["setting"],
+                    "device": r.device,
+                    "model": r.model,
+                    "variant": r.variant,
+                    "setting": r.setting,
                     "repetition": rep,
                     "index": i,
                     "latency_s": value,
@@ -136,7 +152,7 @@ def write_csv(
     writer.writerow(columns)
     n = 0
     for rec in records:
-        writer.writerow([_csv_cell(rec.get(c)) for c in columns])
+        writer.writerow([_csv_cell(rec[c]) for c in columns])
         n += 1
     return n
 
@@ -146,7 +162,7 @@ def write_parquet(records: Iterable[dict[str, Any]], columns: Sequence[str], pat
     import pyarrow.parquet as pq
 
     rows = list(records)
-    table = pa.table({c: [r.get(c) for r in rows] for c in columns})
+    table = pa.table({c: [r[c] for r in rows] for c in columns})
     pq.write_table(table, str(path))
     return len(rows)
 
@@ -155,56 +171,54 @@ def write_parquet(records: Iterable[dict[str, Any]], columns: Sequence[str], pat
 
 
 def pytest_benchmark_json(
-    data: dict[str, Any],
-    stats_of: dict[Any, dict[str, Any]],
+    data: RunReport,
+    stats_of: dict[int, dict[str, Any]],
     exported_at: str,
     edgebench_version: str,
 ) -> dict[str, Any]:
     """``stats_of``: job id -> pytest-benchmark stats of its raw samples (harness.stats);
     jobs without samples are left out."""
-    run = data["run"]
-    devices = {d["name"]: d for d in data.get("devices") or []}
-    first = next(iter(devices.values()), {"facts": {}})
-    facts = first.get("facts") or {}
+    run = data.run
+    devices = {d.name: d for d in data.devices}
+    first = next(iter(devices.values()), None)
+    # facts are what the capability probe found: free-form, any of them may be missing.
+    facts = first.facts if first else {}
     benchmarks = []
-    for r in data["results"]:
-        if r.get("status") != "done":
+    for r in data.results:
+        if r.status != "done" or r.job_id not in stats_of:
             continue
-        if r.get("job_id") not in stats_of:
-            continue
-        estimated = list(r.get("estimated") or [])
-        name = f"{r['variant']}[{r['setting']}]"
+        name = f"{r.variant}[{r.setting}]"
         benchmarks.append(
             {
-                "group": r["device"],
+                "group": r.device,
                 "name": name,
-                "fullname": f"{r['device']}::{r['model']}::{name}",
-                "params": {"device": r["device"], "setting": r["setting"]},
-                "param": r["setting"],
+                "fullname": f"{r.device}::{r.model}::{name}",
+                "params": {"device": r.device, "setting": r.setting},
+                "param": r.setting,
                 "extra_info": {
-                    "edgebench_run": run["id"],
-                    "model": r["model"],
-                    "variant": r["variant"],
-                    "file_size_bytes": r.get("file_size_bytes"),
-                    "accuracy": r.get("accuracy"),
-                    "peak_rss_bytes": r.get("peak_rss_bytes"),
-                    "energy_per_inference_j": r.get("energy_per_inference_j"),
+                    "edgebench_run": run.id,
+                    "model": r.model,
+                    "variant": r.variant,
+                    "file_size_bytes": r.file_size_bytes,
+                    "accuracy": r.accuracy,
+                    "peak_rss_bytes": r.peak_rss_bytes,
+                    "energy_per_inference_j": r.energy_per_inference_j,
                     "percentiles": "nearest-rank",
                     # Named so no dashboard shows an emulated or sensor-less figure as measured.
-                    "estimated": estimated,
+                    "estimated": list(r.estimated),
                 },
                 "options": {
                     "timer": "perf_counter_ns (edgebench agent, one sample per inference)",
                     "disable_gc": False,
                     "warmup": True,
-                    "repetitions": run.get("repetitions"),
+                    "repetitions": run.repetitions,
                 },
-                "stats": stats_of[r["job_id"]],
+                "stats": stats_of[r.job_id],
             }
         )
     return {
         "machine_info": {
-            "node": first.get("name"),
+            "node": first.name if first else None,
             "processor": facts.get("arch"),
             "machine": facts.get("arch"),
             "python_implementation": "CPython",
@@ -214,7 +228,7 @@ def pytest_benchmark_json(
             "cpu": {"brand_raw": facts.get("cpu_model"), "count": facts.get("cpu_cores")},
             "edgebench_devices": sorted(devices),
         },
-        "commit_info": {"id": run.get("commit"), "project": "edgebench", "dirty": None},
+        "commit_info": {"id": run.commit, "project": "edgebench", "dirty": None},
         "benchmarks": benchmarks,
         "datetime": exported_at,
         "version": f"edgebench {edgebench_version}",

@@ -21,6 +21,7 @@ from reports.tables import (
     HTML_COLUMNS,
     LABEL_KEYS,
     any_estimated,
+    chain_text,
     device_highlights,
     device_rows,
     fmt_bytes,
@@ -30,8 +31,8 @@ from reports.tables import (
     one_line,
     percentile_note,
     power_note,
-    technique_text,
 )
+from runners.records import DeviceInfo, JobResult, RunReport
 
 # autoescape=True for every template: all strings in the report (variant names, tags, error
 # messages) are user-provided. StrictUndefined turns a template typo into an error instead of
@@ -60,26 +61,27 @@ def _text(value: Any) -> str:
     return "-" if value is None or value == "" else one_line(str(value))
 
 
-def _timer_floor(results: list[dict[str, Any]]) -> str:
+def _timer_floor(results: list[JobResult]) -> str:
     """The agent's own cost per timed sample on this device (median over its jobs)."""
-    floors = sorted(r["timer_floor_s"] for r in results if r.get("timer_floor_s") is not None)
+    floors = sorted(r.timer_floor_s for r in results if r.timer_floor_s is not None)
     if not floors:
         return "-"
     return f"{fmt_seconds(floors[len(floors) // 2])} per sample (timing a no-op call)"
 
 
-def _device_facts(device: dict[str, Any]) -> list[tuple[str, str]]:
-    facts = device.get("facts") or {}
+def _device_facts(device: DeviceInfo) -> list[tuple[str, str]]:
+    # facts are what the capability probe found: free-form, any of them may be missing.
+    facts = device.facts
     # os_release ("Debian GNU/Linux 12") is the most telling; os + kernel go in brackets.
     kernel = " ".join(str(facts[k]) for k in ("os", "kernel") if facts.get(k))
     os_name = facts.get("os_release") or kernel or None
     if facts.get("os_release") and kernel:
         os_name = f"{os_name} ({kernel})"
     runtimes = facts.get("runtimes") or {}
-    transport = device.get("transport")
-    if transport and device.get("address"):
-        transport = f"{transport} {device['address']}"
-    tags = device.get("tags") or {}
+    transport = device.transport
+    if transport and device.address:
+        transport = f"{transport} {device.address}"
+    tags = device.tags
     memory = facts.get("memory_total_bytes")
     return [
         ("OS", _text(os_name)),
@@ -102,7 +104,7 @@ def _svg_data_uri(svg: str | None) -> str | None:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
-def _trade_off_plot(results: list[dict[str, Any]], name: str) -> dict[str, str] | None:
+def _trade_off_plot(results: list[JobResult], name: str) -> dict[str, str] | None:
     svg = pareto_svg(results)
     if svg is not None:
         return {
@@ -129,7 +131,7 @@ def _trade_off_plot(results: list[dict[str, Any]], name: str) -> dict[str, str] 
 
 
 def _highlights(
-    results: list[dict[str, Any]], baseline_variant: str | None
+    results: list[JobResult], baseline_variant: str | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     found = device_highlights(results, baseline_variant)
     cards = [
@@ -165,13 +167,13 @@ def _cell(row: dict[str, Any], key: str, best: bool) -> dict[str, Any]:
 
 
 def _section(
-    data: dict[str, Any],
-    device: dict[str, Any],
-    results: list[dict[str, Any]],
+    data: RunReport,
+    device: DeviceInfo,
+    results: list[JobResult],
     rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    name = _text(device.get("name"))
-    found, cards = _highlights(results, (data.get("run") or {}).get("baseline_variant"))
+    name = _text(device.name)
+    found, cards = _highlights(results, data.run.baseline_variant)
     best: dict[int, set[str]] = {}
     for key, column in _HIGHLIGHT_COLUMNS.items():
         if found.get(key):
@@ -208,18 +210,19 @@ def _param_text(params: Any) -> str:
     )
 
 
-def _variants(data: dict[str, Any]) -> list[dict[str, Any]]:
+def _variants(data: RunReport) -> list[dict[str, Any]]:
     """One entry per variant name, in order of first appearance; each field is taken from
     the first result of that variant that has it."""
-    baseline_variant = (data.get("run") or {}).get("baseline_variant")
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for r in data.get("results") or []:
-        by_name.setdefault(str(r.get("variant") or "-"), []).append(r)
+    baseline_variant = data.run.baseline_variant
+    by_name: dict[str, list[JobResult]] = {}
+    for r in data.results:
+        by_name.setdefault(r.variant or "-", []).append(r)
     variants = []
     for name, results in by_name.items():
 
-        def first(key: str, results: list[dict[str, Any]] = results) -> Any:
-            return next((r[key] for r in results if r.get(key)), None)
+        def first(field: str, results: list[JobResult] = results) -> Any:
+            # getattr on a fixed field name: a misspelt one raises instead of reading None.
+            return next((v for r in results if (v := getattr(r, field))), None)
 
         recipe = [str(s) for s in first("recipe") or []]
         params = list(first("recipe_params") or [])
@@ -228,9 +231,7 @@ def _variants(data: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "name": one_line(name),
                 "baseline": any(is_baseline(r, baseline_variant) for r in results),
-                "techniques": technique_text({"techniques": first("techniques")})
-                if first("techniques")
-                else None,
+                "techniques": chain_text(first("techniques")) if first("techniques") else None,
                 "steps": [
                     {"name": one_line(step), "params": one_line(_param_text(p))}
                     for step, p in zip(recipe, params, strict=False)
@@ -275,8 +276,8 @@ def _comparison(cmp: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _context(data: dict[str, Any]) -> dict[str, Any]:
-    run = data.get("run") or {}
+def _context(data: RunReport) -> dict[str, Any]:
+    run = data.run
     sections = [
         _section(data, device, results, rows)
         for (device, results), (_, rows) in zip(
@@ -285,16 +286,16 @@ def _context(data: dict[str, Any]) -> dict[str, Any]:
     ]
     return {
         "run": [
-            ("Run", _text(run.get("id"))),
-            ("Suite", _text(run.get("suite"))),
-            ("Status", _text(run.get("status"))),
-            ("Created", _text(run.get("created_at"))),
-            ("edgebench", _text(run.get("edgebench_version"))),
-            ("Commit", _text(run.get("commit"))),
-            ("Baseline", _text(run.get("baseline_variant"))),
+            ("Run", _text(run.id)),
+            ("Suite", _text(run.suite)),
+            ("Status", _text(run.status)),
+            ("Created", _text(run.created_at)),
+            ("edgebench", _text(run.edgebench_version)),
+            ("Commit", _text(run.commit)),
+            ("Baseline", _text(run.baseline_variant)),
         ],
-        "title": f"edgebench report {_text(run.get('id'))}",
-        "comparison": _comparison(data.get("comparison")),
+        "title": f"edgebench report {_text(run.id)}",
+        "comparison": _comparison(data.comparison),
         "sections": sections,
         "variants": _variants(data),
         "chain_separator": CHAIN_SEPARATOR,
@@ -305,12 +306,12 @@ def _context(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_report(data: dict[str, Any]) -> str:
+def render_report(data: RunReport) -> str:
     """The report as one HTML document (same input gives the same text)."""
     return _ENV.get_template("report.html.j2").render(_context(data))
 
 
-def write_report(data: dict[str, Any], out_dir: Path) -> Path:
+def write_report(data: RunReport, out_dir: Path) -> Path:
     """Write `out_dir/index.html` (creating out_dir) and return its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

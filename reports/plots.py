@@ -18,10 +18,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 
 from reports.tables import (  # noqa: E402
     ESTIMATED_NOTE,
-    accuracy_meaningful,
     runtime_label,
     variant_labels,
 )
+from runners.records import JobResult  # noqa: E402
 
 # Fixed salt: SVG element ids are hashes salted with a random value by default, which makes
 # two renders of the same data differ. Text as paths means the SVG needs no fonts.
@@ -35,9 +35,9 @@ _HORIZONTAL: dict[str, Any] = {"orientation": "horizontal"} if _MPL >= (3, 10) e
 _LOG_SPREAD = 20.0
 
 
-def _label(result: dict[str, Any]) -> str:
-    star = "*" if "latency_s" in (result.get("estimated") or []) else ""
-    return f"{result.get('variant')} ({runtime_label(result)}){star}"
+def _label(result: JobResult) -> str:
+    star = "*" if "latency_s" in result.estimated else ""
+    return f"{result.variant} ({runtime_label(result)}){star}"
 
 
 def _time_unit(typical_values: Sequence[float]) -> tuple[str, float]:
@@ -62,20 +62,20 @@ def _svg(fig: Figure) -> str:
     return buf.getvalue()
 
 
-def latency_distribution_svg(results: list[dict[str, Any]]) -> str | None:
+def latency_distribution_svg(results: list[JobResult]) -> str | None:
     """Horizontal box plot (µs/ms/s) per variant+runtime from raw `samples_s`, for one device.
 
     Whiskers span p1..p99 and outliers are not drawn: thousands of flier markers would bloat
     the SVG without telling more than the p99 column. Returns None when nothing has samples.
     """
-    plotted = [r for r in results if r.get("samples_s")]
+    plotted = [r for r in results if r.samples_s]
     if not plotted:
         return None
     # Top-to-bottom in table order: boxplot positions count upwards, so reverse.
     plotted.reverse()
     # One unit for the whole axis, picked so that typical values read as 1..1000.
-    unit, scale = _time_unit([float(np.median(r["samples_s"])) for r in plotted])
-    samples = [np.asarray(r["samples_s"], dtype=float) * scale for r in plotted]
+    unit, scale = _time_unit([float(np.median(r.samples_s)) for r in plotted])
+    samples = [np.asarray(r.samples_s, dtype=float) * scale for r in plotted]
     labels = [_label(r) for r in plotted]
 
     with matplotlib.rc_context(_RC):
@@ -161,8 +161,12 @@ def _bytes_unit(values: Sequence[float]) -> tuple[str, float]:
     )
 
 
-def _estimated(result: dict[str, Any], *fields: str) -> bool:
-    return any(f in (result.get("estimated") or []) for f in fields)
+def _estimated(result: JobResult, *fields: str) -> bool:
+    return any(f in result.estimated for f in fields)
+
+
+def _p90(result: JobResult) -> float | None:
+    return result.latency_s.p90 if result.latency_s else None
 
 
 def _trade_off_axes(
@@ -319,7 +323,7 @@ def _kind_handles(ax: Any) -> list[Any]:
     ]
 
 
-def pareto_svg(results: list[dict[str, Any]]) -> str | None:
+def pareto_svg(results: list[JobResult]) -> str | None:
     """Accuracy (%) vs p90 latency for one device's results, as SVG.
 
     Marker area is proportional to the file size (the legend shows two reference sizes);
@@ -330,25 +334,25 @@ def pareto_svg(results: list[dict[str, Any]]) -> str | None:
     None when accuracy is not meaningful or fewer than 2 results have both an accuracy and
     a p90.
     """
-    if any(not accuracy_meaningful(r) for r in results):
+    if any(not r.accuracy_meaningful for r in results):
         return None
     picked = [
-        (r, label)
+        (r, label, p90, r.accuracy)
         for r, label in zip(results, variant_labels(results), strict=True)
-        if r.get("accuracy") is not None and (r.get("latency_s") or {}).get("p90") is not None
+        if r.accuracy is not None and (p90 := _p90(r)) is not None
     ]
     if len(picked) < 2:
         return None
-    p90s = [float(r["latency_s"]["p90"]) for r, _ in picked]
+    p90s = [float(p90) for _, _, p90, _ in picked]
     unit, scale = _time_unit(p90s)
     xs = [v * scale for v in p90s]
-    ys = [float(r["accuracy"]) * 100 for r, _ in picked]
-    sizes = [r.get("file_size_bytes") for r, _ in picked]
+    ys = [float(accuracy) * 100 for _, _, _, accuracy in picked]
+    sizes = [r.file_size_bytes for r, _, _, _ in picked]
     largest = max((s for s in sizes if s), default=None)
     areas = [_MAX_AREA * s / largest if s and largest else _UNKNOWN_AREA for s in sizes]
     labels = [
         label + ("*" if _estimated(r, "latency_s", "accuracy", "file_size_bytes") else "")
-        for r, label in picked
+        for r, label, _, _ in picked
     ]
     front = pareto_front(list(zip(xs, ys, strict=True)))
     with matplotlib.rc_context(_RC):
@@ -380,7 +384,7 @@ def pareto_svg(results: list[dict[str, Any]]) -> str | None:
         return _svg(fig)
 
 
-def size_latency_svg(results: list[dict[str, Any]]) -> str | None:
+def size_latency_svg(results: list[JobResult]) -> str | None:
     """File size vs p90 latency for one device's results, as SVG: the stand-in for the
     Pareto plot when accuracy is not meaningful.
 
@@ -390,22 +394,21 @@ def size_latency_svg(results: list[dict[str, Any]]) -> str | None:
     more than 20x. Returns None when fewer than 2 results have both a file size and a p90.
     """
     picked = [
-        (r, label)
+        (r, label, p90, r.file_size_bytes)
         for r, label in zip(results, variant_labels(results), strict=True)
-        if r.get("file_size_bytes") is not None
-        and (r.get("latency_s") or {}).get("p90") is not None
+        if r.file_size_bytes is not None and (p90 := _p90(r)) is not None
     ]
     if len(picked) < 2:
         return None
-    p90s = [float(r["latency_s"]["p90"]) for r, _ in picked]
+    p90s = [float(p90) for _, _, p90, _ in picked]
     unit, scale = _time_unit(p90s)
-    sizes = [float(r["file_size_bytes"]) for r, _ in picked]
+    sizes = [float(size) for _, _, _, size in picked]
     size_unit, size_scale = _bytes_unit(sizes)
     xs = [v * scale for v in p90s]
     ys = [v / size_scale for v in sizes]
     labels = [
         label + ("*" if _estimated(r, "latency_s", "file_size_bytes") else "")
-        for r, label in picked
+        for r, label, _, _ in picked
     ]
     # Smaller is better on both axes: negate the size to make it pareto_front's "benefit".
     front = pareto_front([(x, -y) for x, y in zip(xs, ys, strict=True)])

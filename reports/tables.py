@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+
+from runners.records import DeviceInfo, JobResult, LatencyStats, RunReport
 
 ESTIMATED_NOTE = "* estimated (no sensor / emulation)"
 ACCURACY_NOT_MEANINGFUL_NOTE = "accuracy is not meaningful for this model (random weights)"
@@ -179,68 +181,64 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def group_by_device(data: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Pair each device with its results, in the order of data["devices"].
+def group_by_device(data: RunReport) -> list[tuple[DeviceInfo, list[JobResult]]]:
+    """Pair each device with its results, in the order of ``data.devices``.
 
-    Results naming a device that is missing from data["devices"] still get a group (with an
+    Results naming a device that is missing from ``data.devices`` still get a group (with an
     empty device description) so nothing measured is silently dropped from a report.
     """
-    devices = list(data.get("devices") or [])
-    known = {d.get("name") for d in devices}
-    results = list(data.get("results") or [])
-    for r in results:
-        if r.get("device") not in known:
-            known.add(r.get("device"))
-            devices.append({"name": r.get("device"), "facts": {}, "tags": {}})
-    return [(d, [r for r in results if r.get("device") == d.get("name")]) for d in devices]
+    devices = list(data.devices)
+    known = {d.name for d in devices}
+    for r in data.results:
+        if r.device not in known:
+            known.add(r.device)
+            devices.append(DeviceInfo(name=r.device))
+    return [(d, [r for r in data.results if r.device == d.name]) for d in devices]
 
 
-def runtime_label(result: dict[str, Any]) -> str:
+def runtime_label(result: JobResult) -> str:
     """The Runtime column: `setting` ("onnxruntime t=1"), else built from runtime/threads."""
-    if result.get("setting"):
-        return str(result["setting"])
-    threads = result.get("threads")
-    runtime = str(result.get("runtime") or "-")
-    return runtime if threads is None else f"{runtime} t={threads}"
+    if result.setting:
+        return result.setting
+    runtime = result.runtime or "-"
+    return runtime if result.threads is None else f"{runtime} t={result.threads}"
 
 
-def variant_labels(results: Sequence[dict[str, Any]]) -> list[str]:
+def variant_labels(results: Sequence[JobResult]) -> list[str]:
     """Name per result for highlights and plot labels: the variant, plus " (runtime)" when
     that variant appears with several runtimes among `results`."""
-    names = [str(r.get("variant") or "-") for r in results]
+    names = [r.variant or "-" for r in results]
     return [
         f"{name} ({runtime_label(r)})" if names.count(name) > 1 else name
         for name, r in zip(names, results, strict=True)
     ]
 
 
-def technique_text(result: dict[str, Any]) -> str:
-    """The Technique column: human `techniques` joined with " → ", else the `recipe` chain."""
-    for key in ("techniques", "recipe"):
-        steps = [one_line(str(s)) for s in result.get(key) or [] if s is not None and str(s)]
+def chain_text(*chains: Sequence[Any] | None) -> str:
+    """The first non-empty chain of steps joined with " → " ("-" when all are empty)."""
+    for chain in chains:
+        steps = [one_line(str(s)) for s in chain or [] if s is not None and str(s)]
         if steps:
             return CHAIN_SEPARATOR.join(steps)
     return "-"
 
 
-def accuracy_meaningful(result: dict[str, Any]) -> bool:
-    """False only when the result says so (random-weight latency models)."""
-    return result.get("accuracy_meaningful") is not False
+def technique_text(result: JobResult) -> str:
+    """The Technique column: human `techniques` joined with " → ", else the `recipe` chain."""
+    return chain_text(result.techniques, result.recipe)
 
 
-def is_baseline(result: dict[str, Any], baseline_variant: str | None = None) -> bool:
-    """The result's own `baseline` flag; when absent, whether it is the run's baseline_variant."""
-    flag = result.get("baseline")
-    if flag is not None:
-        return bool(flag)
-    return baseline_variant is not None and result.get("variant") == baseline_variant
+def is_baseline(result: JobResult, baseline_variant: str | None = None) -> bool:
+    """The result's own `baseline` flag, or whether its variant is the run's baseline_variant
+    (``report_data`` sets both from the same suite; hand-built records may name it once)."""
+    return result.baseline or (baseline_variant is not None and result.variant == baseline_variant)
 
 
 def baseline_for(
-    result: dict[str, Any],
-    device_results: Sequence[dict[str, Any]],
+    result: JobResult,
+    device_results: Sequence[JobResult],
     baseline_variant: str | None = None,
-) -> dict[str, Any] | None:
+) -> JobResult | None:
     """The finished baseline result with an accuracy that `result` compares against (same
     device; the same runtime setting when the baseline ran with several). None when there is
     none, or when `result` is itself a baseline."""
@@ -249,35 +247,33 @@ def baseline_for(
     candidates = [
         r
         for r in device_results
-        if is_baseline(r, baseline_variant)
-        and r.get("status") == "done"
-        and r.get("accuracy") is not None
+        if is_baseline(r, baseline_variant) and r.status == "done" and r.accuracy is not None
     ]
     same_setting = [r for r in candidates if runtime_label(r) == runtime_label(result)]
     return (same_setting or candidates or [None])[0]
 
 
 def _retention(
-    result: dict[str, Any], device_results: Sequence[dict[str, Any]], baseline_variant: str | None
+    result: JobResult, device_results: Sequence[JobResult], baseline_variant: str | None
 ) -> float | None:
-    if result.get("accuracy_retention") is not None:
-        return float(result["accuracy_retention"])
+    if result.accuracy_retention is not None:
+        return float(result.accuracy_retention)
     base = baseline_for(result, device_results, baseline_variant)
-    if base is None or result.get("accuracy") is None or not base["accuracy"]:
+    if base is None or result.accuracy is None or not base.accuracy:
         return None
-    return float(result["accuracy"]) / float(base["accuracy"])
+    return float(result.accuracy) / float(base.accuracy)
 
 
-def _size_text(result: dict[str, Any]) -> str:
-    size, zstd = result.get("file_size_bytes"), result.get("zstd_size_bytes")
+def _size_text(result: JobResult) -> str:
+    size, zstd = result.file_size_bytes, result.zstd_size_bytes
     text = fmt_bytes(size)
     if size is not None and zstd is not None and zstd < ZSTD_SHOWN_BELOW * size:
         text += f" (zstd {fmt_bytes(zstd)})"
     return text
 
 
-def _params_text(result: dict[str, Any]) -> str:
-    params, nonzero = result.get("params"), result.get("nonzero_params")
+def _params_text(result: JobResult) -> str:
+    params, nonzero = result.params, result.nonzero_params
     if params is None and nonzero is None:
         return "-"
     if nonzero is None or nonzero == params:
@@ -286,40 +282,37 @@ def _params_text(result: dict[str, Any]) -> str:
 
 
 def _row(
-    result: dict[str, Any], device_results: Sequence[dict[str, Any]], baseline_variant: str | None
+    result: JobResult, device_results: Sequence[JobResult], baseline_variant: str | None
 ) -> dict[str, Any]:
-    latency = result.get("latency_s") or {}
-    status = result.get("status") or "pending"
+    latency = result.latency_s
+    status = result.status or "pending"
     if status == "failed":
-        message: str | None = "FAILED: " + one_line(result.get("error") or "unknown error")
+        message: str | None = "FAILED: " + one_line(result.error or "unknown error")
     elif status != "done":
         message = status.upper()
     else:
         message = None
     estimated = list(
-        dict.fromkeys(
-            col for field in result.get("estimated") or [] for col in _FIELD_COLUMNS.get(field, ())
-        )
+        dict.fromkeys(col for field in result.estimated for col in _FIELD_COLUMNS.get(field, ()))
     )
     baseline = is_baseline(result, baseline_variant)
-    meaningful = accuracy_meaningful(result)
+    meaningful = result.accuracy_meaningful
     if not meaningful:
         accuracy = "n/a"
-    elif result.get("accuracy") is None:
+    elif result.accuracy is None:
         accuracy = "-"
     elif baseline:
-        accuracy = f"{fmt_pct(result['accuracy'])} (baseline)"
+        accuracy = f"{fmt_pct(result.accuracy)} (baseline)"
     else:
         retention = _retention(result, device_results, baseline_variant)
-        accuracy = fmt_pct(result["accuracy"])
+        accuracy = fmt_pct(result.accuracy)
         if retention is not None:
             accuracy += f" ({fmt_pct(retention)})"
     if not meaningful:
         estimated = [c for c in estimated if c != "accuracy"]
-    p50, p90 = latency.get("p50"), latency.get("p90")
     return {
-        "device": result.get("device"),
-        "variant": one_line(str(result.get("variant") or "-")),
+        "device": result.device,
+        "variant": one_line(result.variant or "-"),
         "technique": technique_text(result),
         "runtime": runtime_label(result),
         "status": status,
@@ -328,33 +321,45 @@ def _row(
         "accuracy_meaningful": meaningful,
         "size": _size_text(result),
         "params": _params_text(result),
-        "macs": fmt_count(result.get("macs")),
+        "macs": fmt_count(result.macs),
         "accuracy": accuracy,
-        "accuracy_n": result.get("accuracy_n") if meaningful else None,
-        "latency": "-"
-        if p50 is None and p90 is None
-        else f"{fmt_seconds(p50)} / {fmt_seconds(p90)}",
-        "p99": fmt_seconds(latency.get("p99")),
-        "peak_mem": fmt_bytes(result.get("peak_rss_bytes")),
-        "energy": fmt_joules(result.get("energy_per_inference_j")),
-        "n": str(latency["n"]) if latency.get("n") is not None else "-",
-        "init": fmt_seconds(result.get("init_s")),
-        "first_inference": fmt_seconds(result.get("first_inference_s")),
-        "mean_power": fmt_watts(result.get("mean_power_w")),
+        "accuracy_n": result.accuracy_n if meaningful else None,
+        "latency": _latency_text(latency),
+        "p99": fmt_seconds(latency.p99 if latency else None),
+        "peak_mem": fmt_bytes(result.peak_rss_bytes),
+        "energy": fmt_joules(result.energy_per_inference_j),
+        "n": str(latency.n) if latency and latency.n is not None else "-",
+        "init": fmt_seconds(result.init_s),
+        "first_inference": fmt_seconds(result.first_inference_s),
+        "mean_power": fmt_watts(result.mean_power_w),
         "estimated": estimated,
     }
 
 
-def device_rows(data: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _latency_text(latency: LatencyStats | None) -> str:
+    """p50 / p90; a vendor tool's own figures say whose they are, and a tool that
+    printed no median shows its mean as a mean (it is not a median)."""
+    if latency is None:
+        return "-"
+    own = latency.source != "edgebench"
+    if latency.p50 is None and latency.p90 is None:
+        if latency.mean is None:
+            return "-"
+        return f"mean {fmt_seconds(latency.mean)} ({latency.source})"
+    text = f"{fmt_seconds(latency.p50)} / {fmt_seconds(latency.p90)}"
+    return f"{text} ({latency.source})" if own else text
+
+
+def device_rows(data: RunReport) -> list[tuple[DeviceInfo, list[dict[str, Any]]]]:
     """(device, display rows) per device, in device order."""
-    baseline_variant = (data.get("run") or {}).get("baseline_variant")
+    baseline_variant = data.run.baseline_variant
     return [
         (device, [_row(r, results, baseline_variant) for r in results])
         for device, results in group_by_device(data)
     ]
 
 
-def summary_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+def summary_rows(data: RunReport) -> list[dict[str, Any]]:
     """One dict of display strings per result, grouped by device (device order of the run).
 
     Keys: device, variant, technique, runtime, status, message ("FAILED: ..." / "PENDING" or
@@ -370,49 +375,49 @@ def cell(row: dict[str, Any], key: str) -> str:
     return row[key] + ("*" if key in row["estimated"] else "")
 
 
-def percentile_note(data: dict[str, Any]) -> str:
-    run = data.get("run") or {}
-    tool = run.get("imported_tool")
+def percentile_note(data: RunReport) -> str:
+    tool = data.run.imported_tool
     if tool:
         return (
-            f"imported from {one_line(str(tool))} logs: nearest-rank percentiles where raw "
+            f"imported from {one_line(tool)} logs: nearest-rank percentiles where raw "
             "samples were imported, otherwise the tool's own statistics as it printed them"
         )
-    reps = run.get("repetitions")
+    reps = data.run.repetitions
     return f"percentiles: nearest-rank; latency = median across {reps or '?'} repetitions"
 
 
-def power_note(results: Sequence[dict[str, Any]]) -> str | None:
+def _power_setup(result: JobResult) -> list[tuple[str, Any, str]]:
+    """(field, value, text) of the power-setup figures the result has, in note order."""
+    out = []
+    if result.power_rail is not None:
+        out.append(("power_rail", result.power_rail, f"rail {one_line(result.power_rail)}"))
+    if result.power_sample_rate_hz is not None:
+        rate = result.power_sample_rate_hz
+        out.append(("power_sample_rate_hz", rate, f"sampled at {fmt_hz(rate)}"))
+    if result.idle_power_w is not None:
+        out.append(("idle_power_w", result.idle_power_w, f"idle {fmt_watts(result.idle_power_w)}"))
+    return out
+
+
+def power_note(results: Sequence[JobResult]) -> str | None:
     """How power was measured on the device, e.g. "power: rail RAPL package-0 sampled at
     1 kHz, idle 4.15 W" (one entry per distinct setup), or None when nothing says."""
     setups = []
     for r in results:
-        est = set(r.get("estimated") or [])
-        parts = []
-        for field, text in (
-            ("power_rail", lambda v: f"rail {one_line(str(v))}"),
-            ("power_sample_rate_hz", lambda v: f"sampled at {fmt_hz(v)}"),
-            ("idle_power_w", lambda v: f"idle {fmt_watts(v)}"),
-        ):
-            if r.get(field) is not None:
-                parts.append(text(r[field]) + ("*" if field in est else ""))
+        parts = [text + ("*" if field in r.estimated else "") for field, _, text in _power_setup(r)]
         if parts:
             setups.append(", ".join(parts).replace(", sampled", " sampled"))
     setups = list(dict.fromkeys(setups))
     return "power: " + "; ".join(setups) if setups else None
 
 
-def _power_setup_estimated(results: Sequence[dict[str, Any]]) -> bool:
-    return any(
-        f in (r.get("estimated") or []) and r.get(f) is not None
-        for r in results
-        for f in POWER_SETUP_FIELDS
-    )
+def _power_setup_estimated(results: Sequence[JobResult]) -> bool:
+    return any(field in r.estimated for r in results for field, _, _ in _power_setup(r))
 
 
 def any_estimated(
     rows: Sequence[dict[str, Any]],
-    results: Sequence[dict[str, Any]],
+    results: Sequence[JobResult],
     keys: Sequence[str] | None = None,
 ) -> bool:
     """Whether the device's table (its columns `keys`, default: all) or power note shows an
@@ -425,17 +430,17 @@ def any_estimated(
     ) or _power_setup_estimated(results)
 
 
-def device_title(device: dict[str, Any]) -> str:
-    facts = device.get("facts") or {}
-    name = str(device.get("name") or "-")
-    transport = device.get("transport")
+def device_title(device: DeviceInfo) -> str:
+    # facts are what the capability probe found: free-form, any of them may be missing.
+    facts = device.facts
+    name = device.name or "-"
     parts = [
         f"{facts['os']} {facts.get('arch', '')}".strip() if facts.get("os") else facts.get("arch"),
         facts.get("cpu_model"),
         f"{facts['cpu_cores']} cores" if facts.get("cpu_cores") is not None else None,
     ]
     described = ", ".join(one_line(str(p)) for p in parts if p)
-    head = f"Device {name} ({transport})" if transport else f"Device {name}"
+    head = f"Device {name} ({device.transport})" if device.transport else f"Device {name}"
     return f"{head}: {described}" if described else head
 
 
@@ -443,17 +448,17 @@ def device_title(device: dict[str, Any]) -> str:
 
 
 def _pick(
-    results: Sequence[dict[str, Any]],
+    results: Sequence[JobResult | None],
     labels: Sequence[str],
-    value_of: Any,
-    fmt: Any,
+    value_of: Callable[[JobResult], float | None],
+    fmt: Callable[[float], str],
     field: str,
     *,
     lowest: bool,
 ) -> dict[str, Any] | None:
     best: tuple[int, float] | None = None
     for i, r in enumerate(results):
-        value = value_of(r)
+        value = value_of(r) if r is not None else None
         if value is None:
             continue
         # Strictly better only: ties go to the first in table order.
@@ -462,12 +467,13 @@ def _pick(
     if best is None:
         return None
     i, value = best
-    estimated = field in (results[i].get("estimated") or [])
+    picked = results[i]
+    estimated = picked is not None and field in picked.estimated
     return {"index": i, "variant": labels[i], "value": fmt(value), "estimated": estimated}
 
 
 def device_highlights(
-    results: Sequence[dict[str, Any]], baseline_variant: str | None = None
+    results: Sequence[JobResult], baseline_variant: str | None = None
 ) -> dict[str, Any]:
     """What a team picking a variant for this device looks at first (one device's results).
 
@@ -481,33 +487,34 @@ def device_highlights(
     the first in table order.
     """
     labels = variant_labels(results)
-    done = [r if r.get("status") == "done" else {} for r in results]
+    # Positions stay those of `results`; unfinished jobs are None and never win.
+    done = [r if r.status == "done" else None for r in results]
 
-    def p90(r: dict[str, Any]) -> float | None:
-        return (r.get("latency_s") or {}).get("p90")
+    def p90(r: JobResult) -> float | None:
+        return r.latency_s.p90 if r.latency_s else None
 
-    def accuracy(r: dict[str, Any]) -> float | None:
-        return r.get("accuracy") if r and accuracy_meaningful(r) else None
+    def accuracy(r: JobResult) -> float | None:
+        return r.accuracy if r.accuracy_meaningful else None
 
     baseline_index = next(
         (
             i
             for i, r in enumerate(results)
-            if r and is_baseline(r, baseline_variant) and r.get("status") == "done"
+            if is_baseline(r, baseline_variant) and r.status == "done"
         ),
         None,
     )
     costs = []
     for i, r in enumerate(done):
-        if not r or is_baseline(r, baseline_variant) or accuracy(r) is None:
+        if r is None or is_baseline(r, baseline_variant):
             continue
+        value = accuracy(r)
         base = baseline_for(r, results, baseline_variant)
-        if base is None or not accuracy_meaningful(base):
+        if value is None or base is None or not base.accuracy_meaningful:
             continue
-        estimated = "accuracy" in (r.get("estimated") or []) or "accuracy" in (
-            base.get("estimated") or []
-        )
-        delta = float(r["accuracy"]) - float(base["accuracy"])
+        assert base.accuracy is not None  # baseline_for picks only baselines with one
+        estimated = "accuracy" in r.estimated or "accuracy" in base.estimated
+        delta = float(value) - float(base.accuracy)
         costs.append(
             {
                 "index": i,
@@ -521,7 +528,7 @@ def device_highlights(
         "smallest": _pick(
             done,
             labels,
-            lambda r: r.get("file_size_bytes"),
+            lambda r: r.file_size_bytes,
             fmt_bytes,
             "file_size_bytes",
             lowest=True,
@@ -531,7 +538,7 @@ def device_highlights(
         "lowest_energy": _pick(
             done,
             labels,
-            lambda r: r.get("energy_per_inference_j"),
+            lambda r: r.energy_per_inference_j,
             fmt_joules,
             "energy_per_inference_j",
             lowest=True,
@@ -674,7 +681,7 @@ def _text_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _device_notes(
-    data: dict[str, Any], rows: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+    data: RunReport, rows: Sequence[dict[str, Any]], results: Sequence[JobResult]
 ) -> list[str]:
     notes = []
     if any_estimated(rows, results, [k for k, _ in COLUMNS]):
@@ -687,14 +694,12 @@ def _device_notes(
     return notes
 
 
-def format_summary(data: dict[str, Any]) -> str:
+def format_summary(data: RunReport) -> str:
     """Fixed-width plain-text summary: a header line, then per device its highlights and
     table."""
-    run = data.get("run") or {}
-    out = [
-        f"run {run.get('id', '-')}  suite {run.get('suite', '-')}  status {run.get('status', '-')}"
-    ]
-    baseline_variant = run.get("baseline_variant")
+    run = data.run
+    out = [f"run {run.id or '-'}  suite {run.suite or '-'}  status {run.status or '-'}"]
+    baseline_variant = run.baseline_variant
     for (device, results), (_, rows) in zip(group_by_device(data), device_rows(data), strict=True):
         out += ["", device_title(device)]
         if not rows:
@@ -706,13 +711,13 @@ def format_summary(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def rich_summary(data: dict[str, Any]) -> list[Table]:
+def rich_summary(data: RunReport) -> list[Table]:
     """One rich Table per device for the CLI.
 
     Every cell is a Text object, never a str: rich would parse "[...]" in a variant name or
     error message as console markup (and raise on e.g. "[/x]").
     """
-    baseline_variant = (data.get("run") or {}).get("baseline_variant")
+    baseline_variant = data.run.baseline_variant
     tables = []
     for (device, results), (_, rows) in zip(group_by_device(data), device_rows(data), strict=True):
         notes = highlights_lines(device_highlights(results, baseline_variant)) if rows else []

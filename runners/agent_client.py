@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import AgentError, DeviceError, TransportError, TransportTimeout
-from devices.transport import RemoteProcess, Transport, sha256_file
+from devices.transport import PosixHost, Stream, sha256_file
 
 AGENT_PATH: Path = Path(__file__).resolve().parent / "agent" / "edgebench_agent.py"
 PROTOCOL_VERSION = 1
@@ -41,7 +41,7 @@ class AgentClient:
     (requests are serialised by a lock, but interleaved evaluate() streams would mix
     their running totals)."""
 
-    def __init__(self, transport: Transport, process: RemoteProcess, *, timeout: float) -> None:
+    def __init__(self, transport: PosixHost, process: Stream, *, timeout: float) -> None:
         self.transport = transport
         self.timeout = timeout
         self._proc = process
@@ -57,11 +57,11 @@ class AgentClient:
         return self.transport.device.name
 
     @classmethod
-    def start(cls, transport: Transport, *, timeout: float = 60.0) -> AgentClient:
+    def start(cls, transport: PosixHost, *, timeout: float = 60.0) -> AgentClient:
         """Push the agent (once per content hash), start it and exchange ``hello``."""
         remote = transport.push(AGENT_PATH, sha256_file(AGENT_PATH), "edgebench_agent.py")
         # -u: unbuffered, so a reply is never stuck in the agent's stdio buffer.
-        process = transport.spawn([transport.python, "-u", remote])
+        process = transport.open_stream([transport.python, "-u", remote])
         client = cls(transport, process, timeout=timeout)
         try:
             hello = client.request("hello", timeout=timeout)

@@ -16,8 +16,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from devices.errors import CommandError, DeviceError
-from devices.transport import RemoteProcess, Transport
+from devices.errors import AgentError, CommandError, DeviceError
+from devices.power.sources import choose_source, sampler_request
+from devices.transport import PosixHost, Stream, Transport
+from runners.agent_client import AgentClient
+from runners.agent_runner import _require_posix, accuracy_of
+from runners.base import Job, Runner, fingerprint, register_runner
+from runners.power import power_record
+from runners.records import Accuracy, Figure, JobMeasurement, Power, Provenance
 from runners.trtexec import (
     JETSON_TRTEXEC,
     TrtexecResult,
@@ -60,10 +66,10 @@ class HostStampedStream:
     the trtexec runs, each line stamped on arrival at the controller: trtexec runs
     outside the agent, so the agent's own sampler cannot cover it."""
 
-    def __init__(self, transport: Transport, argv: list[str]) -> None:
+    def __init__(self, transport: PosixHost, argv: list[str]) -> None:
         self.readings: list[list[Any]] = []
         self.errors: list[str] = []
-        self._proc: RemoteProcess = transport.spawn(argv)
+        self._proc: Stream = transport.open_stream(argv)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
@@ -95,8 +101,10 @@ class HostStampedStream:
         self._thread.join(timeout=5)
 
 
-class TrtexecRunner:
-    def __init__(self, transport: Transport, facts: dict[str, Any]) -> None:
+class TrtexecDriver:
+    """Builds and times engines with trtexec on one board."""
+
+    def __init__(self, transport: PosixHost, facts: dict[str, Any]) -> None:
         self.transport = transport
         options = transport.device.options
         tools = (facts or {}).get("tools") or {}
@@ -219,3 +227,123 @@ class TrtexecRunner:
         return TrtexecWindows(
             windows, summaries, engine, built, version, build_tail, spans, power_reply
         )
+
+
+@register_runner("trtexec")
+class TensorRTRunner(Runner):
+    """Runtime ``tensorrt``: the engine is built and timed by trtexec on the board; the
+    agent supplies the device's facts and, where the board has TensorRT's Python API
+    and torch with CUDA, the engine's accuracy (trtexec cannot compute it)."""
+
+    def __init__(self, transport: Transport) -> None:
+        super().__init__(transport)
+        self.host = _require_posix(transport)
+        self.facts: dict[str, Any] = {}
+        self._agent: AgentClient | None = None
+        self._driver: TrtexecDriver | None = None
+
+    def probe(self) -> dict[str, Any]:
+        with AgentClient.start(self.host) as agent:
+            self.facts = agent.facts
+        return self.facts
+
+    def measure(self, job: Job) -> JobMeasurement:
+        try:
+            self._agent = agent = AgentClient.start(self.host)
+            self.facts = agent.facts
+            return self._measure(agent, job)
+        finally:
+            if self._agent is not None:
+                self._agent.close()
+                self._agent = None
+
+    def _measure(self, agent: AgentClient, job: Job) -> JobMeasurement:
+        m = job.measure
+        options = self.host.device.options
+        precision = str(job.setting.get("precision") or "fp32")
+        if self._driver is None:
+            self._driver = TrtexecDriver(self.host, agent.facts)
+        remote = self.host.push(job.model.path, job.model.sha256, job.model.path.name)
+        sensor = choose_source(options, agent.facts)
+        device_fingerprint = fingerprint(agent.facts)
+        measured = self._driver.measure(
+            remote,
+            job.model.sha256,
+            device_fingerprint,
+            precision=precision,
+            repetitions=m.repetitions,
+            min_runs=m.min_runs,
+            min_duration_s=m.min_duration_s,
+            warmup_min_s=m.warmup_min_s,
+            job_tag=f"job{job.id}",
+            power=sampler_request(sensor, options) if sensor else None,
+        )
+        power = None
+        if sensor and measured.power and measured.spans:
+            spans = [
+                (t0, t1, len(w))
+                for (t0, t1), w in zip(measured.spans, measured.windows, strict=True)
+            ]
+            power = power_record(sensor, measured.power, spans, clock=measured.power["clock"])
+        elif sensor:
+            power = Power(
+                source=sensor["kind"],
+                note="only streaming sensors (tegrastats, nvidia-smi) are sampled during "
+                "trtexec runs",
+            )
+        accuracy, note = self._engine_accuracy(agent, job, measured.engine, precision)
+        gpu = sorted(s.gpu_compute_time.median_s for s in measured.summaries if s.gpu_compute_time)
+        figures = [Figure("gpu_compute_median", gpu[(len(gpu) - 1) // 2], "s")] if gpu else []
+        return JobMeasurement(
+            runner=self.name,
+            provenance=Provenance(
+                runner=self.name,
+                runner_version=agent.hello.get("agent_version"),
+                model_sha256=job.model.sha256,
+                runtime="tensorrt",
+                runtime_version=measured.trt_version,
+                device_fingerprint=device_fingerprint,
+                extra={"engine": measured.engine},
+                **job.provenance,
+            ),
+            windows=measured.windows,
+            window_spans=[list(s) for s in measured.spans] if measured.spans else None,
+            timed_region="trtexec per-inference latency (enqueue to output copy)",
+            power=power,
+            accuracy=accuracy,
+            figures=figures,
+            note=note,
+            details={
+                "trtexec": {
+                    "engine": measured.engine,
+                    "engine_built": measured.engine_built,
+                    "trt_version": measured.trt_version,
+                    "build_log_tail": measured.build_log_tail,
+                    "throughput_qps": [s.throughput_qps for s in measured.summaries],
+                }
+            },
+        )
+
+    def _engine_accuracy(
+        self, agent: AgentClient, job: Job, engine: str, precision: str
+    ) -> tuple[Accuracy | None, str | None]:
+        """Accuracy of the engine itself through the TensorRT Python API in the agent.
+        Timing stays trtexec's: the Python path adds copies and interpreter overhead."""
+        if job.evaluation is None:
+            return None, None
+        if precision == "int8":
+            return None, "int8 engine built without a calibration cache: accuracy not measured"
+        sha = self.host.remote_sha256(engine)
+        try:
+            load = agent.load(engine, sha, "tensorrt", device="cuda")
+        except AgentError as e:
+            if e.kind in ("missing_runtime", "load_failed"):
+                return None, f"accuracy not measured: {e}"
+            raise
+        if load.get("io_memory") != "torch_cuda":
+            return None, "accuracy not measured: the TensorRT Python API is not backed by CUDA"
+        return accuracy_of(agent, job.evaluation()), None
+
+    def kill(self) -> None:
+        if self._agent is not None:
+            self._agent.kill()

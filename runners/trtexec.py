@@ -339,6 +339,8 @@ def _version_from_banner(code: str) -> str:
 def _stats_from_items(
     items: Mapping[str, float], percentiles: Mapping[float, float]
 ) -> TimingStats | None:
+    # "nan"/"inf" (an empty timing set) is no figure: it is left out like a missing one.
+    items = {k: v for k, v in items.items() if math.isfinite(v)}
     if not {"min", "max", "median"} <= items.keys():
         return None
     return TimingStats(
@@ -346,7 +348,7 @@ def _stats_from_items(
         max_s=items["max"],
         median_s=items["median"],
         mean_s=items.get("mean"),
-        percentiles_s=dict(percentiles),
+        percentiles_s={p: v for p, v in percentiles.items() if math.isfinite(v)},
     )
 
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
 from suites.datasets import load_dataset
 from suites.errors import BuildError
-from suites.recipes import BUILDERS, BuildContext, Stage, builder, step
+from suites.recipes import BUILDERS, MAX_LR, BuildContext, SeededParams, Stage, builder, step
 
 
 @builder("digits_cnn_small")
@@ -59,8 +62,29 @@ def build_digits_cnn_small(params: dict[str, Any]) -> Stage:
     )
 
 
-@step("distill", accepts=("torch",), produces="torch")
-def distill(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class DistillParams(SeededParams):
+    student: str = "digits_cnn_small"
+    student_params: dict[str, Any] = Field(default_factory=dict)
+    temperature: float = Field(4.0, gt=0, le=1e6)
+    alpha: float = Field(0.7, ge=0, le=1)
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(5e-3, gt=0, le=MAX_LR)
+    batch_size: int = Field(64, ge=1)
+
+    @field_validator("student")
+    @classmethod
+    def _registered_builder(cls, value: str) -> str:
+        if value not in BUILDERS:
+            raise PydanticCustomError(
+                "unknown_builder",
+                "unknown student builder '{name}' (known: {known})",
+                {"name": value, "known": ", ".join(sorted(BUILDERS))},
+            )
+        return value
+
+
+@step("distill", accepts=("torch",), produces="torch", params=DistillParams)
+def distill(stage: Stage, params: DistillParams, ctx: BuildContext) -> Stage:
     """Knowledge distillation of the current model (teacher) into a smaller student.
 
     Loss: ``alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
@@ -77,39 +101,11 @@ def distill(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
     import torch
     import torch.nn.functional as F
 
-    from suites.pruning import (
-        accuracy,
-        check_params,
-        float_param,
-        int_param,
-        record,
-        torch_module,
-        train,
-    )
+    from suites.pruning import accuracy, record, torch_module, train
 
-    check_params(
-        "distill",
-        params,
-        {
-            "student", "student_params", "temperature", "alpha", "epochs", "lr",
-            "batch_size", "seed",
-        },
-    )  # fmt: skip
-    student_name = params.get("student", "digits_cnn_small")
-    student_params = params.get("student_params", {}) or {}
-    if student_name not in BUILDERS:
-        raise BuildError(
-            f"distill: unknown student builder {student_name!r} "
-            f"(known: {', '.join(sorted(BUILDERS))})"
-        )
-    if not isinstance(student_params, dict):
-        raise BuildError("distill: student_params must be a mapping")
-    temperature = float_param(params, "temperature", 4.0, 1e-6, 1e6)
-    alpha = float_param(params, "alpha", 0.7, 0.0, 1.0)
-    epochs = int_param(params, "epochs", 30, 1)
-    lr = float_param(params, "lr", 5e-3, 0.0, 10.0)
-    batch_size = int_param(params, "batch_size", 64, 1)
-    seed = int_param(params, "seed", ctx.seed)
+    student_name, student_params = params.student, params.student_params
+    temperature, alpha, epochs = params.temperature, params.alpha, params.epochs
+    lr, batch_size, seed = params.lr, params.batch_size, params.seed_for(ctx)
 
     teacher = torch_module(stage, "distill")
     teacher.eval()

@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from suites.errors import BuildError
-from suites.recipes import BuildContext, Stage, step
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from suites.recipes import MAX_LR, BuildContext, SeededParams, Stage, step
+
+DEFAULT_RANK_RATIO = 0.25
 
 
 def _choose_rank(s: Any, rank_ratio: float | None, energy: float | None) -> int:
@@ -71,8 +75,22 @@ def _factorize(layer: Any, rank_ratio: float | None, energy: float | None) -> tu
     return nn.Sequential(first, second), info
 
 
-@step("low_rank", accepts=("torch",), produces="torch")
-def low_rank(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class LowRankParams(SeededParams):
+    rank_ratio: float | None = Field(None, gt=0, le=1)  # DEFAULT_RANK_RATIO if neither given
+    energy: float | None = Field(None, gt=0, le=1)
+    min_features: int = Field(16, ge=0)
+    finetune_epochs: int = Field(0, ge=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
+
+    @model_validator(mode="after")
+    def _one_rank_rule(self) -> LowRankParams:
+        if self.rank_ratio is not None and self.energy is not None:
+            raise PydanticCustomError("rank_rule", "give either 'rank_ratio' or 'energy', not both")
+        return self
+
+
+@step("low_rank", accepts=("torch",), produces="torch", params=LowRankParams)
+def low_rank(stage: Stage, params: LowRankParams, ctx: BuildContext) -> Stage:
     """Truncated-SVD factorization of nn.Linear and 1x1 nn.Conv2d layers.
 
     Each eligible layer becomes ``Sequential(Linear(in, r, bias=False),
@@ -90,29 +108,12 @@ def low_rank(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
     from torch import nn
 
     from suites.analysis import torch_stats
-    from suites.pruning import (
-        accuracy,
-        check_params,
-        float_param,
-        int_param,
-        record,
-        torch_module,
-        train,
-    )
+    from suites.pruning import accuracy, record, torch_module, train
 
-    check_params(
-        "low_rank",
-        params,
-        {"rank_ratio", "energy", "min_features", "finetune_epochs", "lr", "seed"},
-    )
-    if "rank_ratio" in params and "energy" in params:
-        raise BuildError("low_rank: give either 'rank_ratio' or 'energy', not both")
-    energy = float_param(params, "energy", 0.9, 1e-9, 1.0) if "energy" in params else None
-    rank_ratio = None if energy is not None else float_param(params, "rank_ratio", 0.25, 1e-9, 1.0)
-    min_features = int_param(params, "min_features", 16)
-    ft_epochs = int_param(params, "finetune_epochs", 0)
-    lr = float_param(params, "lr", 1e-3, 0.0, 10.0)
-    seed = int_param(params, "seed", ctx.seed)
+    energy = params.energy
+    rank_ratio = None if energy is not None else params.rank_ratio or DEFAULT_RANK_RATIO
+    min_features, ft_epochs = params.min_features, params.finetune_epochs
+    lr, seed = params.lr, params.seed_for(ctx)
 
     model = torch_module(stage, "low_rank")
     data = ctx.dataset(stage) if (stage.dataset or ft_epochs) else None

@@ -21,26 +21,17 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from suites.datasets import Dataset
 from suites.errors import BuildError
-from suites.recipes import BuildContext, Stage, step
+from suites.recipes import MAX_LR, BuildContext, SeededParams, Stage, step
 
 
 # --------------------------------------------------------------------------- shared helpers
-def check_params(step_name: str, params: dict[str, Any], allowed: set[str]) -> None:
-    """A misspelt parameter must not silently fall back to a default."""
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise BuildError(
-            f"step {step_name!r}: unknown parameter(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(allowed))})"
-        )
-
-
 def torch_module(stage: Stage, step_name: str) -> Any:
     """A deep copy of the stage's torch module (never modify the caller's model)."""
     from torch import nn
@@ -180,22 +171,6 @@ def record(
     return replace(stage, format="torch", module=module, path=None, meta=meta)
 
 
-def int_param(params: dict[str, Any], key: str, default: int, minimum: int = 0) -> int:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise BuildError(f"parameter {key!r} must be an integer, got {value!r}")
-    if int(value) < minimum:
-        raise BuildError(f"parameter {key!r} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def float_param(params: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise BuildError(f"parameter {key!r} must be a number in [{lo}, {hi}], got {value!r}")
-    return float(value)
-
-
 def _dataset(stage: Stage, ctx: BuildContext, needed: bool) -> Dataset | None:
     if needed:
         return ctx.dataset(stage)  # BuildError when the model has no dataset
@@ -203,8 +178,15 @@ def _dataset(stage: Stage, ctx: BuildContext, needed: bool) -> Dataset | None:
 
 
 # --------------------------------------------------------------------------- finetune
-@step("finetune", accepts=("torch",), produces="torch")
-def finetune(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class FinetuneParams(SeededParams):
+    epochs: int = Field(5, ge=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
+    batch_size: int = Field(64, ge=1)
+    keep_sparsity: bool = True
+
+
+@step("finetune", accepts=("torch",), produces="torch", params=FinetuneParams)
+def finetune(stage: Stage, params: FinetuneParams, ctx: BuildContext) -> Stage:
     """Fine-tune the model on the dataset's train split (Adam, cross-entropy).
 
     Params: ``epochs`` (5), ``lr`` (1e-3), ``batch_size`` (64), ``seed`` (0),
@@ -212,17 +194,10 @@ def finetune(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
     zeros keep them, the mask is re-applied after every optimizer step).
     Meta ``finetune``: epochs, lr, masked layers, accuracy before/after.
     """
-    check_params("finetune", params, {"epochs", "lr", "batch_size", "seed", "keep_sparsity"})
-    epochs = int_param(params, "epochs", 5)
-    lr = float_param(params, "lr", 1e-3, 0.0, 10.0)
-    batch_size = int_param(params, "batch_size", 64, 1)
-    seed = int_param(params, "seed", ctx.seed)
+    epochs, lr, batch_size, seed = params.epochs, params.lr, params.batch_size, params.seed_for(ctx)
     model = torch_module(stage, "finetune")
     data = ctx.dataset(stage)
-    keep = params.get("keep_sparsity", True)
-    if not isinstance(keep, bool):
-        raise BuildError(f"finetune: keep_sparsity must be true or false, not {keep!r}")
-    masks = sparsity_masks(model) if keep else {}
+    masks = sparsity_masks(model) if params.keep_sparsity else {}
     before = accuracy(model, data)
     train(model, data, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size, masks=masks)
     info = {
@@ -264,11 +239,19 @@ def _magnitude_masks(layers: list[tuple[str, Any]], sparsity: float, scope: str)
     return masks
 
 
-@step("prune_unstructured", accepts=("torch",), produces="torch")
-def prune_unstructured(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class PruneUnstructuredParams(SeededParams):
+    sparsity: float = Field(0.5, gt=0, lt=1)
+    scope: Literal["global", "layer"] = "global"
+    iterations: int = Field(1, ge=1)
+    finetune_epochs: int = Field(0, ge=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
+
+
+@step("prune_unstructured", accepts=("torch",), produces="torch", params=PruneUnstructuredParams)
+def prune_unstructured(stage: Stage, params: PruneUnstructuredParams, ctx: BuildContext) -> Stage:
     """Magnitude pruning of the Conv/Linear weights to a target sparsity.
 
-    Params: ``sparsity`` (0.5: fraction of those weights set to zero, in [0, 1)),
+    Params: ``sparsity`` (0.5: fraction of those weights set to zero, in (0, 1)),
     ``scope`` ("global": one magnitude threshold over all the weights, so layers
     end up with different sparsities; "layer": every layer pruned to
     ``sparsity``), ``iterations`` (1: reach the target in N equal steps),
@@ -279,19 +262,8 @@ def prune_unstructured(stage: Stage, params: dict[str, Any], ctx: BuildContext) 
     Meta ``pruning``: target and achieved sparsity (over the prunable
     weights), per-layer sparsity, accuracy before/after.
     """
-    check_params(
-        "prune_unstructured",
-        params,
-        {"sparsity", "scope", "iterations", "finetune_epochs", "lr", "seed"},
-    )
-    sparsity = float_param(params, "sparsity", 0.5, 0.0, 0.999)
-    scope = params.get("scope", "global")
-    if scope not in ("global", "layer"):
-        raise BuildError(f"prune_unstructured: scope must be 'global' or 'layer', not {scope!r}")
-    iterations = int_param(params, "iterations", 1, 1)
-    ft_epochs = int_param(params, "finetune_epochs", 0)
-    lr = float_param(params, "lr", 1e-3, 0.0, 10.0)
-    seed = int_param(params, "seed", ctx.seed)
+    sparsity, scope, iterations = params.sparsity, params.scope, params.iterations
+    ft_epochs, lr, seed = params.finetune_epochs, params.lr, params.seed_for(ctx)
 
     model = torch_module(stage, "prune_unstructured")
     layers = prunable_layers(model)
@@ -494,12 +466,19 @@ def _remove_channels(mods: list[Any], i: int, n_keep: int) -> tuple[int, int]:
     return c, n_keep
 
 
-@step("prune_structured", accepts=("torch",), produces="torch")
-def prune_structured(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class PruneStructuredParams(SeededParams):
+    ratio: float = Field(0.5, gt=0, lt=1)
+    iterations: int = Field(1, ge=1)
+    finetune_epochs: int = Field(0, ge=0)
+    lr: float = Field(1e-3, gt=0, le=MAX_LR)
+
+
+@step("prune_structured", accepts=("torch",), produces="torch", params=PruneStructuredParams)
+def prune_structured(stage: Stage, params: PruneStructuredParams, ctx: BuildContext) -> Stage:
     """L1-norm channel pruning of Conv2d output channels that really removes them.
 
-    Params: ``ratio`` (0.5: fraction of each conv's output channels removed, the
-    ones with the smallest L1 weight norm; at least one channel is kept),
+    Params: ``ratio`` (0.5, in (0, 1): fraction of each conv's output channels
+    removed, the ones with the smallest L1 weight norm; at least one channel is kept),
     ``iterations`` (1: reach the ratio in N equal steps), ``finetune_epochs``
     (0: epochs of fine-tuning after every step), ``lr`` (1e-3), ``seed`` (0).
 
@@ -516,14 +495,8 @@ def prune_structured(stage: Stage, params: dict[str, Any], ctx: BuildContext) ->
 
     from suites.analysis import torch_stats
 
-    check_params(
-        "prune_structured", params, {"ratio", "iterations", "finetune_epochs", "lr", "seed"}
-    )
-    ratio = float_param(params, "ratio", 0.5, 0.0, 1.0)
-    iterations = int_param(params, "iterations", 1, 1)
-    ft_epochs = int_param(params, "finetune_epochs", 0)
-    lr = float_param(params, "lr", 1e-3, 0.0, 10.0)
-    seed = int_param(params, "seed", ctx.seed)
+    ratio, iterations = params.ratio, params.iterations
+    ft_epochs, lr, seed = params.finetune_epochs, params.lr, params.seed_for(ctx)
 
     original = torch_module(stage, "prune_structured")
     mods = _flatten_sequential(original)

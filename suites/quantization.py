@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from suites.errors import BuildError
-from suites.recipes import BuildContext, Stage, _quiet_native_logs, step
+from suites.recipes import BuildContext, NoParams, Stage, StepParams, _quiet_native_logs, step
 
 
 def _with_quantization(stage: Stage, path: Path, description: str) -> Stage:
@@ -33,8 +33,8 @@ def _onnx_smoke_run(path: Path, example_input: np.ndarray | None) -> None:
 
 
 # --------------------------------------------------------------------------- ONNX
-@step("onnx_fp16", accepts=("onnx",), produces="onnx")
-def onnx_fp16(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+@step("onnx_fp16", accepts=("onnx",), produces="onnx", params=NoParams)
+def onnx_fp16(stage: Stage, params: NoParams, ctx: BuildContext) -> Stage:
     """ONNX float16: weights and activations in float16, model inputs and outputs
     kept float32 (Cast nodes at the boundary), so callers feed the same data.
 
@@ -57,8 +57,12 @@ def onnx_fp16(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
     return _with_quantization(stage, out, "fp16 weights and activations, float32 I/O")
 
 
-@step("onnx_int8_dynamic", accepts=("onnx",), produces="onnx")
-def onnx_int8_dynamic(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class OnnxInt8DynamicParams(StepParams):
+    per_channel: bool = False
+
+
+@step("onnx_int8_dynamic", accepts=("onnx",), produces="onnx", params=OnnxInt8DynamicParams)
+def onnx_int8_dynamic(stage: Stage, params: OnnxInt8DynamicParams, ctx: BuildContext) -> Stage:
     """ONNX dynamic quantization with onnxruntime: int8 (QInt8) weights, activations
     quantized to 8 bits at run time (MatMulInteger/ConvInteger), float32 I/O.
     No calibration data is needed.
@@ -69,7 +73,7 @@ def onnx_int8_dynamic(stage: Stage, params: dict[str, Any], ctx: BuildContext) -
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     assert stage.path is not None
-    per_channel = bool(params.get("per_channel", False))
+    per_channel = params.per_channel
     out = ctx.out_dir / "model_int8_dynamic.onnx"
     quantize_dynamic(
         str(stage.path), str(out), per_channel=per_channel, weight_type=QuantType.QInt8
@@ -80,8 +84,8 @@ def onnx_int8_dynamic(stage: Stage, params: dict[str, Any], ctx: BuildContext) -
 
 
 # --------------------------------------------------------------------------- LiteRT
-@step("tflite_fp16", accepts=("tflite",), produces="tflite")
-def tflite_fp16(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+@step("tflite_fp16", accepts=("tflite",), produces="tflite", params=NoParams)
+def tflite_fp16(stage: Stage, params: NoParams, ctx: BuildContext) -> Stage:
     """LiteRT float16 weights with ai-edge-quantizer (the ``float_casting``
     algorithm, weight-only, 16 bits): weights of FULLY_CONNECTED, CONV_2D,
     DEPTHWISE_CONV_2D, CONV_2D_TRANSPOSE and EMBEDDING_LOOKUP are stored as
@@ -104,8 +108,12 @@ def tflite_fp16(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stag
     return _with_quantization(stage, out, "fp16 weights (float32 compute and I/O)")
 
 
-@step("tflite_int8_full", accepts=("tflite",), produces="tflite")
-def tflite_int8_full(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class TfliteInt8FullParams(StepParams):
+    calibration_samples: int = Field(256, ge=1)
+
+
+@step("tflite_int8_full", accepts=("tflite",), produces="tflite", params=TfliteInt8FullParams)
+def tflite_int8_full(stage: Stage, params: TfliteInt8FullParams, ctx: BuildContext) -> Stage:
     """LiteRT full-integer int8: int8 weights (symmetric, per-channel) and int8
     activations (asymmetric, per-tensor), with **int8 model inputs and outputs**,
     as a microcontroller consumes it (feed ``round(x / scale + zero_point)``, read
@@ -125,8 +133,7 @@ def tflite_int8_full(stage: Stage, params: dict[str, Any], ctx: BuildContext) ->
     from ai_edge_quantizer import quantizer, recipe
 
     assert stage.path is not None
-    n = int(params.get("calibration_samples", 256))
-    calib = ctx.dataset(stage).calibration_x[:n]
+    calib = ctx.dataset(stage).calibration_x[: params.calibration_samples]
     if len(calib) == 0:
         raise BuildError("tflite_int8_full: the calibration split is empty")
     out = ctx.out_dir / "model_int8_full.tflite"

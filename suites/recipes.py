@@ -2,10 +2,18 @@
 
 A variant is a chain of steps applied to a base model, e.g.
 ``[export_onnx, onnx_int8_static]``. Each step is a small named function
-registered with :func:`step`; it takes a :class:`Stage` (the model so far) and
-returns the next one. Builders make base models (torch modules) from code, so
+registered with :func:`step`, together with its parameters model (a
+:class:`StepParams` subclass: unknown keys, wrong types and out-of-range values
+are refused when the suite file is loaded, see ``suites.schema.RecipeStep``); it
+takes a :class:`Stage` (the model so far) and the validated parameters, and
+returns the next stage. Builders make base models (torch modules) from code, so
 no weights are downloaded. torch and the converters are imported lazily: a
 controller that only runs prebuilt files does not need them.
+
+Adding a step: in the module of its technique (quantization.py, pruning.py...),
+declare ``class MyParams(StepParams)`` with typed, defaulted fields and decorate
+the function with ``@step("my_step", accepts=(...), produces=..., params=MyParams)``;
+a module that is new must be added to the imports at the end of this file.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from suites.datasets import Dataset, load_dataset
 from suites.errors import BuildError, SuiteError
@@ -56,7 +65,36 @@ class BuildContext:
         return load_dataset(stage.dataset)
 
 
-StepFn = Callable[[Stage, dict[str, Any], BuildContext], Stage]
+class StepParams(BaseModel):
+    """The parameters of a recipe step, as the suite writes them under the step's name.
+
+    Unknown keys are refused (a typo must not fall back to a default); types are
+    strict (``per_channel: 1`` or ``epochs: "3"`` is a mistake, not a conversion),
+    except that a whole number is a valid float.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class NoParams(StepParams):
+    """A step that takes no parameters."""
+
+
+# A learning rate above this is a typo (Adam on these models diverges long before).
+MAX_LR = 10.0
+
+
+class SeededParams(StepParams):
+    """Parameters of a step that trains: a seed, by default the build's."""
+
+    seed: int | None = Field(None, ge=0)
+
+    def seed_for(self, ctx: BuildContext) -> int:
+        return self.seed if self.seed is not None else ctx.seed
+
+
+# A step function gets its own StepParams subclass (the one it registered).
+StepFn = Callable[[Stage, Any, BuildContext], Stage]
 
 
 @dataclass(frozen=True)
@@ -66,17 +104,30 @@ class StepInfo:
     produces: str
     fn: StepFn
     doc: str
+    params: type[StepParams] = NoParams
 
 
 STEPS: dict[str, StepInfo] = {}
 BUILDERS: dict[str, Callable[[dict[str, Any]], Stage]] = {}
 
 
-def step(name: str, accepts: tuple[str, ...], produces: str) -> Callable[[StepFn], StepFn]:
+def step(
+    name: str,
+    accepts: tuple[str, ...],
+    produces: str,
+    params: type[StepParams] = NoParams,
+) -> Callable[[StepFn], StepFn]:
+    """Register a recipe step ``name`` taking ``accepts`` formats, producing ``produces``,
+    with its parameters model ``params`` (the function receives a validated instance)."""
+
     def decorate(fn: StepFn) -> StepFn:
         if name in STEPS:
-            raise ValueError(f"recipe step {name!r} is already registered")
-        STEPS[name] = StepInfo(name, accepts, produces, fn, (fn.__doc__ or "").strip())
+            holder = STEPS[name].fn
+            raise ValueError(
+                f"recipe step {name!r} is already registered by "
+                f"{holder.__module__}.{holder.__qualname__}"
+            )
+        STEPS[name] = StepInfo(name, accepts, produces, fn, (fn.__doc__ or "").strip(), params)
         return fn
 
     return decorate
@@ -139,13 +190,18 @@ def build_digits_cnn(params: dict[str, Any]) -> Stage:
 
 
 # --------------------------------------------------------------------------- steps
-@step("export_onnx", accepts=("torch",), produces="onnx")
-def export_onnx(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
-    """torch -> ONNX with the TorchScript exporter at a pinned opset."""
+class ExportOnnxParams(StepParams):
+    # 7 is the oldest opset the TorchScript exporter writes.
+    opset: int = Field(ONNX_OPSET, ge=7)
+
+
+@step("export_onnx", accepts=("torch",), produces="onnx", params=ExportOnnxParams)
+def export_onnx(stage: Stage, params: ExportOnnxParams, ctx: BuildContext) -> Stage:
+    """torch -> ONNX with the TorchScript exporter at a pinned opset (``opset``, 17)."""
     import torch
 
     out = ctx.out_dir / "model.onnx"
-    opset = int(params.get("opset", ONNX_OPSET))
+    opset = params.opset
     # The TorchScript exporter is chosen on purpose (stable graphs for the quantizers,
     # pinned opset); torch flags it deprecated, which says nothing about this export.
     with torch.no_grad(), warnings.catch_warnings():
@@ -162,8 +218,8 @@ def export_onnx(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stag
     return replace(stage, format="onnx", path=out, module=None, meta={**stage.meta, "opset": opset})
 
 
-@step("export_tflite", accepts=("torch",), produces="tflite")
-def export_tflite(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+@step("export_tflite", accepts=("torch",), produces="tflite", params=NoParams)
+def export_tflite(stage: Stage, params: NoParams, ctx: BuildContext) -> Stage:
     """torch -> LiteRT .tflite with litert-torch (no TensorFlow needed)."""
     import litert_torch
     import torch
@@ -175,10 +231,19 @@ def export_tflite(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> St
     return replace(stage, format="tflite", path=out, module=None)
 
 
-@step("onnx_int8_static", accepts=("onnx",), produces="onnx")
-def onnx_int8_static(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class OnnxInt8StaticParams(StepParams):
+    calibration_samples: int = Field(256, ge=1)
+    per_channel: bool = True
+
+
+@step("onnx_int8_static", accepts=("onnx",), produces="onnx", params=OnnxInt8StaticParams)
+def onnx_int8_static(stage: Stage, params: OnnxInt8StaticParams, ctx: BuildContext) -> Stage:
     """ONNX int8 static quantization (QDQ, per-channel by default) calibrated on the
-    dataset's calibration split, with onnxruntime's quantization tools."""
+    dataset's calibration split, with onnxruntime's quantization tools.
+
+    Params: ``calibration_samples`` (256, the first ones of the calibration split),
+    ``per_channel`` (true: one weight scale per output channel, else per tensor).
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -187,7 +252,7 @@ def onnx_int8_static(stage: Stage, params: dict[str, Any], ctx: BuildContext) ->
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    calib = ctx.dataset(stage).calibration_x[: int(params.get("calibration_samples", 256))]
+    calib = ctx.dataset(stage).calibration_x[: params.calibration_samples]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -205,7 +270,7 @@ def onnx_int8_static(stage: Stage, params: dict[str, Any], ctx: BuildContext) ->
         str(out),
         Reader(),
         quant_format=QuantFormat.QDQ,
-        per_channel=bool(params.get("per_channel", True)),
+        per_channel=params.per_channel,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
     )
@@ -216,13 +281,13 @@ def onnx_int8_static(stage: Stage, params: dict[str, Any], ctx: BuildContext) ->
         meta={
             **stage.meta,
             "quantization": "int8 static QDQ"
-            + (" per-channel" if params.get("per_channel", True) else " per-tensor"),
+            + (" per-channel" if params.per_channel else " per-tensor"),
         },
     )
 
 
-@step("tflite_int8_dynamic", accepts=("tflite",), produces="tflite")
-def tflite_int8_dynamic(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+@step("tflite_int8_dynamic", accepts=("tflite",), produces="tflite", params=NoParams)
+def tflite_int8_dynamic(stage: Stage, params: NoParams, ctx: BuildContext) -> Stage:
     """LiteRT dynamic-range quantization (int8 weights, float activations) with
     ai-edge-quantizer."""
     from ai_edge_quantizer import quantizer, recipe
@@ -270,15 +335,12 @@ def base_model(spec: ModelSpec, suite_dir: Path) -> Stage:
 
 
 def check_chain(model_format: str, variant: VariantSpec) -> str:
-    """Validate a recipe chain against the formats it passes through; return the final format."""
+    """Validate a recipe chain against the formats it passes through; return the final format.
+
+    (Step names and parameters were checked when the suite was loaded.)"""
     fmt = model_format
     for i, s in enumerate(variant.recipe):
-        info = STEPS.get(s.name)
-        if info is None:
-            raise SuiteError(
-                f"unknown recipe step {s.name!r} (known: {', '.join(sorted(STEPS))})",
-                key=f"variants.{variant.name}.recipe.{i}",
-            )
+        info = STEPS[s.name]
         if fmt not in info.accepts:
             raise SuiteError(
                 f"step {s.name!r} takes {'/'.join(info.accepts)} but gets {fmt}",
@@ -294,7 +356,11 @@ def check_chain(model_format: str, variant: VariantSpec) -> str:
 
 
 def build_key(spec: ModelSpec, variant: VariantSpec, suite_dir: Path) -> str:
-    """Cache key: recipe chain + what goes into it (builder params or file hash)."""
+    """Cache key: recipe chain + what goes into it (builder params or file hash).
+
+    A step counts with its params as the suite wrote them (``RecipeStep.params``), not
+    with the defaults its params model fills in: keys stay what they were before the
+    params were typed. Bump RECIPES_VERSION when a default changes."""
     source: dict[str, Any] = spec.model_dump()
     if spec.file:
         data = (suite_dir / spec.file).resolve().read_bytes()
@@ -337,7 +403,7 @@ def run_chain(
         step_dir = out_dir / hashlib.sha256("|".join(prefix).encode()).hexdigest()[:16]
         step_dir.mkdir(parents=True, exist_ok=True)
         try:
-            stage = info.fn(_private_copy(stage), s.params, BuildContext(out_dir=step_dir))
+            stage = info.fn(_private_copy(stage), s.options, BuildContext(out_dir=step_dir))
         except (SuiteError, BuildError):
             raise
         except Exception as e:  # noqa: BLE001 - any converter failure becomes a BuildError

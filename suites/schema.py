@@ -9,20 +9,19 @@ with the file, the key and the line (see ``suites.yamlio``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    model_validator,
+)
 
-from suites.yamlio import validate_file
-
-# Which model file format each runtime takes. tensorrt builds an engine on the device
-# from the ONNX file (runners/trtexec.py); torch loads a TorchScript archive.
-RUNTIME_FORMATS = {
-    "onnxruntime": "onnx",
-    "litert": "tflite",
-    "tensorrt": "onnx",
-    "torch": "torchscript",
-}
+from suites.runtimes import RuntimeSettings, get_runtime, runtimes
+from suites.yamlio import error_at, errors_at, validate_file
 
 
 class Strict(BaseModel):
@@ -44,8 +43,61 @@ class ModelSpec(Strict):
 
 
 class RecipeStep(Strict):
+    """One step of a recipe: a step registered in ``suites.recipes`` and its params.
+
+    Written as a bare name (``export_onnx``), as ``{name: {params}}`` or as
+    ``{name: ..., params: ...}``. The name must be registered and the params must
+    validate against the step's params model, when the suite is loaded; a mistake
+    is reported at the key the file wrote (``recipe.1.onnx_int8_static.per_chanel``).
+
+    ``params`` keeps what the suite wrote: the build key hashes it, so the defaults
+    the model fills in never change a cache key. ``options`` is the validated model,
+    defaults filled in, that the step function receives.
+    """
+
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_step(cls, value: Any, handler: Any) -> Any:
+        if isinstance(value, str):
+            value, at = {"name": value}, {"name": (), "params": ()}
+        elif isinstance(value, dict) and len(value) == 1 and "name" not in value:
+            ((name, params),) = value.items()
+            value = {"name": name, "params": {} if params is None else params}
+            at = {"name": (name,), "params": (name,)}
+        else:
+            at = {"name": ("name",), "params": ("params",)}
+
+        def where(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+            if loc and loc[0] in at:
+                return (*at[str(loc[0])], *loc[1:])
+            return loc
+
+        with errors_at(where):
+            step = handler(value)
+            model = cls.params_model(step.name, loc=("name",))
+        with errors_at(lambda loc: where(("params", *loc))):
+            model.model_validate(step.params)
+        return step
+
+    @staticmethod
+    def params_model(name: str, *, loc: tuple[str | int, ...] = ()) -> Any:
+        """The params model of the registered recipe step ``name``; a validation error
+        at ``loc`` listing the known steps when there is none."""
+        from suites.recipes import STEPS  # the step registry imports this module
+
+        info = STEPS.get(name)
+        if info is None:
+            known = ", ".join(sorted(STEPS))
+            raise error_at(loc, f"unknown recipe step {name!r} (known: {known})", name)
+        return info.params
+
+    @property
+    def options(self) -> Any:
+        """The params as the step's ``StepParams`` model, defaults filled in."""
+        return self.params_model(self.name).model_validate(self.params)
 
 
 class VariantSpec(Strict):
@@ -53,51 +105,30 @@ class VariantSpec(Strict):
     recipe: list[RecipeStep] = Field(min_length=1)
     description: str = ""
 
-    @field_validator("recipe", mode="before")
-    @classmethod
-    def _steps(cls, value: Any) -> Any:
-        # A step is written either as a bare name or as {name: {params}}.
-        if not isinstance(value, list):
-            return value
-        steps = []
-        for item in value:
-            if isinstance(item, str):
-                steps.append({"name": item})
-            elif isinstance(item, dict) and len(item) == 1:
-                ((name, params),) = item.items()
-                steps.append({"name": name, "params": params or {}})
-            else:
-                steps.append(item)
-        return steps
 
-
-class SettingSpec(Strict):
-    runtime: Literal["onnxruntime", "litert", "tensorrt", "torch"]
-    # tensorrt: engine precision; torch: "cpu" or "cuda" via `device`.
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: list[int] = Field(default_factory=lambda: [1])
-    providers: list[str] | None = None
-    # litert only: XNNPACK on (true) or off (false); unset = the interpreter's default (on).
-    xnnpack: bool | None = None
-
-    @field_validator("threads", mode="before")
-    @classmethod
-    def _threads_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, int) else value
-
-    @field_validator("threads")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if not value or any(t < 1 for t in value):
-            raise ValueError("threads must be a list of positive integers")
+def _validate_setting(value: Any) -> RuntimeSettings:
+    """A settings entry, validated by the settings model of the runtime it names (looked
+    up in the runtime table when the file is loaded, so every declared runtime counts)."""
+    if isinstance(value, RuntimeSettings):
         return value
+    name = value.get("runtime") if isinstance(value, dict) else None
+    try:
+        declared = get_runtime(str(name)) if name is not None else None
+    except KeyError:
+        declared = None
+    if declared is None:
+        known = ", ".join(r.name for r in runtimes())
+        message = f"runtime must be one of: {known}" + (f" (not {name!r})" if name else "")
+        raise error_at(("runtime",), message, name)
+    return declared.settings.model_validate(value)
 
-    @model_validator(mode="after")
-    def _xnnpack_is_litert(self) -> SettingSpec:
-        if self.xnnpack is not None and self.runtime != "litert":
-            raise ValueError(f"xnnpack applies to runtime litert only, not {self.runtime}")
-        return self
+
+# A settings entry: typed by its runtime (suites/runtimes.py).
+SettingSpec = Annotated[
+    Any,
+    PlainValidator(_validate_setting),
+    PlainSerializer(lambda s: s.model_dump(mode="json"), return_type=dict),
+]
 
 
 class MeasureSpec(Strict):

@@ -40,11 +40,12 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from suites.errors import BuildError
-from suites.pruning import check_params, float_param
-from suites.recipes import BuildContext, Stage, step
+from suites.recipes import BuildContext, Stage, StepParams, step
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +83,25 @@ def _max_abs_diff(got: Any, want: Any) -> float:
     return worst
 
 
-@step("export_torchscript", accepts=("torch",), produces="torchscript")
-def export_torchscript(stage: Stage, params: dict[str, Any], ctx: BuildContext) -> Stage:
+class ExportTorchscriptParams(StepParams):
+    method: Literal["trace", "script"] = "trace"
+    freeze: bool = True
+    tolerance: float = Field(1e-5, ge=0, le=1)
+
+
+@step(
+    "export_torchscript",
+    accepts=("torch",),
+    produces="torchscript",
+    params=ExportTorchscriptParams,
+)
+def export_torchscript(stage: Stage, params: ExportTorchscriptParams, ctx: BuildContext) -> Stage:
     """torch -> TorchScript archive (model.pt) by tracing (or scripting) and freezing,
     checked by reloading it."""
     import numpy as np
     import torch
 
-    check_params("export_torchscript", params, {"method", "freeze", "tolerance"})
-    method = params.get("method", "trace")
-    if method not in ("trace", "script"):
-        raise BuildError(f"export_torchscript: method must be 'trace' or 'script', not {method!r}")
-    want_freeze = params.get("freeze", True)
-    if not isinstance(want_freeze, bool):
-        raise BuildError(f"export_torchscript: freeze must be true or false, not {want_freeze!r}")
-    tolerance = float_param(params, "tolerance", 1e-5, 0.0, 1.0)
+    method, want_freeze, tolerance = params.method, params.freeze, params.tolerance
     if stage.module is None:
         raise BuildError("export_torchscript needs a torch module")
     if stage.example_input is None:

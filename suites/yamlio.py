@@ -6,11 +6,14 @@ line, so that a lab engineer can jump straight to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from suites.errors import SuiteError
 
@@ -76,3 +79,33 @@ def validate_file(model: type[M], path: Path) -> M:
         raise SuiteError(
             err["msg"] + more, file=str(path), key=key, line=line_for(loc, lines)
         ) from None
+
+
+def error_at(loc: Loc, message: str, value: Any) -> ValidationError:
+    """One validation error at ``loc`` (relative to the validator that raises it), with
+    ``message`` as it is (no "Value error, " in front)."""
+    kind = PydanticCustomError("invalid", "{message}", {"message": message})
+    detail: InitErrorDetails = {"type": kind, "loc": loc, "input": value}
+    return ValidationError.from_exception_data("suite", [detail])
+
+
+@contextmanager
+def errors_at(where: Callable[[Loc], Loc]) -> Iterator[None]:
+    """Re-raise a ValidationError of the block with every location mapped by ``where``.
+
+    For a value that is validated apart from the file's own model (a recipe step's
+    params, by the step's params model): its errors are then reported at the key the
+    file wrote it under, so that ``validate_file`` finds the line.
+    """
+    try:
+        yield
+    except ValidationError as e:
+        details: list[InitErrorDetails] = [
+            {
+                "type": PydanticCustomError(err["type"], "{message}", {"message": err["msg"]}),
+                "loc": where(tuple(err["loc"])),
+                "input": err["input"],
+            }
+            for err in e.errors()
+        ]
+        raise ValidationError.from_exception_data(e.title, details) from None

@@ -152,7 +152,7 @@ def test_litert_xnnpack_on_and_off_are_separate_jobs(eb: Runner, tmp_path: Path)
     assert len(rows) == 4  # 2 tflite variants x xnnpack on/off
     seen = set()
     for variant, setting, status, result in rows:
-        setting, load = json.loads(setting), json.loads(result)["load"]
+        setting, load = json.loads(setting), json.loads(result)["details"]["load"]
         assert status == "done" and load["xnnpack"] is setting["xnnpack"]
         # Off: every op on the built-in kernels. On: the delegate took nodes over.
         assert (load["delegate_nodes"] > 0) is setting["xnnpack"]

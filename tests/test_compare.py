@@ -9,21 +9,25 @@ from typing import Any
 
 import pytest
 
-from harness.compare import compare_results, parse_thresholds
+from harness.compare import compare_reports, compare_results, parse_thresholds
 from harness.errors import UsageError
 from reports.compare import format_markdown, format_text, md_escape
+from runners.records import JobResult, LatencyStats, RunInfo
 from tests.conftest import Runner, write_suite
 
 
-def _row(variant: str = "int8-onnx", **over: Any) -> dict[str, Any]:
+def _row(variant: str = "int8-onnx", **over: Any) -> JobResult:
+    """One finished job; ``over`` replaces any field (a typo is a TypeError)."""
     base: dict[str, Any] = {
+        "job_id": 0,
         "device": "local",
         "model": "digits_cnn",
         "variant": variant,
+        "runtime": "onnxruntime",
         "setting": "onnxruntime t=1",
         "status": "done",
         "error": None,
-        "latency_s": {"p50": 10e-6, "p90": 11e-6, "ci_low": 9.9e-6, "ci_high": 10.1e-6},
+        "latency_s": LatencyStats(p50=10e-6, p90=11e-6, ci_low=9.9e-6, ci_high=10.1e-6),
         "peak_rss_bytes": 80_000_000,
         "file_size_bytes": 46_000,
         "accuracy": 0.972,
@@ -31,14 +35,14 @@ def _row(variant: str = "int8-onnx", **over: Any) -> dict[str, Any]:
         "estimated": [],
     }
     base.update(over)
-    return base
+    return JobResult(**base)
 
 
-def _latency(p50: float, half_ci: float, p90: float | None = None) -> dict[str, float]:
-    return {"p50": p50, "p90": p90 or p50 * 1.1, "ci_low": p50 - half_ci, "ci_high": p50 + half_ci}
+def _latency(p50: float, half_ci: float, p90: float | None = None) -> LatencyStats:
+    return LatencyStats(p50=p50, p90=p90 or p50 * 1.1, ci_low=p50 - half_ci, ci_high=p50 + half_ci)
 
 
-def _verdicts(a: dict[str, Any], b: dict[str, Any], **thresholds: float) -> dict[str, str]:
+def _verdicts(a: JobResult, b: JobResult, **thresholds: float) -> dict[str, str]:
     (row,) = compare_results([a], [b], thresholds)["rows"]
     return {m["metric"]: m["verdict"] for m in row["metrics"]}
 
@@ -124,7 +128,7 @@ def test_thresholds_parse_and_refuse_mistakes() -> None:
         parse_thresholds(["size=-1"])
 
 
-def _cmp(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
+def _cmp(a: list[JobResult], b: list[JobResult]) -> dict[str, Any]:
     return {"run_a": {"id": "run-a"}, "run_b": {"id": "run-b"}, **compare_results(a, b)}
 
 
@@ -162,15 +166,14 @@ def test_html_report_with_a_baseline_run_shows_the_verdicts() -> None:
 
     data = make_data()
     evil = "<img src=x onerror=alert(1)>"
-    base = [dict(r) for r in data["results"]]
-    base[0] = {**base[0], "file_size_bytes": base[0]["file_size_bytes"] // 2}
-    base.append(_row(evil, device=data["results"][0]["device"]))
-    data["comparison"] = {
-        "run_a": {"id": "base-run"},
-        "run_b": data["run"],
-        **compare_results(base, data["results"]),
-    }
-    html = render_report(data)
+    base = list(data.results)
+    assert base[0].file_size_bytes is not None
+    base[0] = base[0].replace(file_size_bytes=base[0].file_size_bytes // 2)
+    base.append(_row(evil, device=data.results[0].device))
+    base_run = data.replace(
+        run=RunInfo(id="base-run", suite=data.run.suite, status="finished"), results=base
+    )
+    html = render_report(data.replace(comparison=compare_reports(base_run, data)))
     assert "Against run base-run" in html
     assert '<td class="worse" title="regressed">' in html  # the doubled file size
     assert "only in the first run" in html

@@ -9,12 +9,28 @@ import json
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.stats import pytest_benchmark_stats as benchmark_stats
 from reports.export import JOB_COLUMNS, _csv_cell, job_records
+from runners.records import JobResult, RunInfo, RunReport
 from tests.conftest import EDGEBENCH, Runner, make_runner, write_suite
+
+
+def job(**overrides: Any) -> JobResult:
+    """A finished job's record with only the required fields set, plus ``overrides``."""
+    fields: dict[str, Any] = {
+        "job_id": 1,
+        "device": "local",
+        "model": "digits_cnn",
+        "variant": "v",
+        "runtime": "onnxruntime",
+        "setting": "onnxruntime t=1",
+        "status": "done",
+    }
+    return JobResult(**(fields | overrides))
 
 
 def test_benchmark_stats_known_series() -> None:
@@ -37,12 +53,10 @@ def test_csv_cells_cannot_become_formulas() -> None:
 
 
 def test_estimated_figures_are_named_in_the_records() -> None:
-    data = {
-        "run": {"id": "r"},
-        "results": [
-            {"device": "qemu", "variant": "v", "status": "done", "estimated": ["latency_s"]},
-        ],
-    }
+    data = RunReport(
+        run=RunInfo(id="r", suite="s", status="finished"),
+        results=[job(device="qemu", variant="v", estimated=["latency_s"])],
+    )
     (rec,) = job_records(data)
     assert rec["estimated"] == "latency_s" and set(rec) == set(JOB_COLUMNS)
 

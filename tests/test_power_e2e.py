@@ -132,8 +132,8 @@ def test_raspberry_pi_pmic_energy_and_throttling_flags(eb: Runner, tmp_path: Pat
     assert result["power"]["rail"] == rpi.TOTAL_RAIL_NAME
     # A constant reading: mean power is exactly what the PMIC says.
     assert metrics["mean_power"] == pytest.approx(expected_w.total_power_w)
-    assert "under_voltage_now" in result["throttling"]["flags"]
-    assert result["throttling"]["ok"] is False and result["throttling"]["temp_c"] > 0
+    assert "under_voltage_now" in result["health"]["flags"]
+    assert result["health"]["ok"] is False and result["health"]["temp_c"] > 0
 
 
 def test_nvidia_gpu_power_from_nvidia_smi(eb: Runner, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import random
 import re
 import subprocess
@@ -32,6 +33,7 @@ from reports.tables import (
     rich_summary,
     summary_rows,
 )
+from runners.records import DeviceInfo, JobResult, LatencyStats, RunInfo, RunReport
 from tests.browser import CHROMIUM, dump_dom
 from tests.browser import MISSING as CHROMIUM_MISSING
 
@@ -51,28 +53,32 @@ def _samples(seed: int, median_s: float, n: int = 2000) -> list[float]:
     return [median_s * rng.lognormvariate(0.0, 0.15) for _ in range(n)]
 
 
-def _latency(p50: float, n: int, p90: float | None = None, p99: float | None = None) -> dict:
+def _latency(
+    p50: float, n: int, p90: float | None = None, p99: float | None = None
+) -> LatencyStats:
     p90 = p50 * 1.2 if p90 is None else p90
     p99 = p50 * 1.6 if p99 is None else p99
-    return {
-        "p50": p50,
-        "p90": p90,
-        "p95": (p90 + p99) / 2,
-        "p99": p99,
-        "mean": p50 * 1.05,
-        "min": p50 * 0.8,
-        "max": p50 * 3,
-        "std": p50 * 0.1,
-        "cv": 0.1,
-        "n": n,
-        "throughput": 1 / p50,
-        "ci_low": p50 * 0.98,
-        "ci_high": p50 * 1.02,
-    }
+    return LatencyStats(
+        p50=p50,
+        p90=p90,
+        p95=(p90 + p99) / 2,
+        p99=p99,
+        mean=p50 * 1.05,
+        min=p50 * 0.8,
+        max=p50 * 3,
+        std=p50 * 0.1,
+        cv=0.1,
+        n=n,
+        throughput=1 / p50,
+        ci_low=p50 * 0.98,
+        ci_high=p50 * 1.02,
+    )
 
 
-def _result(device: str, variant: str, fmt: str, runtime: str, **over: Any) -> dict[str, Any]:
+def _result(device: str, variant: str, fmt: str, runtime: str, **over: Any) -> JobResult:
+    """A finished job's record; ``over`` replaces any field (a typo is a TypeError)."""
     base: dict[str, Any] = {
+        "job_id": 0,
         "device": device,
         "variant": variant,
         "model": "digits_cnn",
@@ -95,7 +101,7 @@ def _result(device: str, variant: str, fmt: str, runtime: str, **over: Any) -> d
         "estimated": [],
     }
     base.update(over)
-    return base
+    return JobResult(**base)
 
 
 # digits_cnn: conv 1->16 and 16->32 (3x3, 8x8), fc 512->64->10: 38 282 parameters and
@@ -132,7 +138,7 @@ def _power(mean_w: float | None, energy_j: float) -> dict[str, Any]:
     }
 
 
-def local_results() -> list[dict[str, Any]]:
+def local_results() -> list[JobResult]:
     """Six variants of digits_cnn on an x86 desk machine (plus one failed job)."""
     onnx = ("onnx", "onnxruntime")
     tflite = ("tflite", "litert")
@@ -265,25 +271,25 @@ def local_results() -> list[dict[str, Any]]:
     ]
 
 
-def make_data() -> dict[str, Any]:
-    return {
-        "run": {
-            "id": "20261129-213000-ab12",
-            "suite": "digits",
-            "status": "finished",
-            "created_at": "2026-11-29T21:30:00+00:00",
-            "edgebench_version": "0.1.0",
-            "commit": "abc1234",
-            "repetitions": 5,
-            "baseline_variant": "fp32-onnx",
-        },
-        "devices": [
-            {
-                "name": "local",
-                "transport": "local",
-                "address": "",
-                "tags": {"site": "desk"},
-                "facts": {
+def make_data() -> RunReport:
+    return RunReport(
+        run=RunInfo(
+            id="20261129-213000-ab12",
+            suite="digits",
+            status="finished",
+            created_at="2026-11-29T21:30:00+00:00",
+            edgebench_version="0.1.0",
+            commit="abc1234",
+            repetitions=5,
+            baseline_variant="fp32-onnx",
+        ),
+        devices=[
+            DeviceInfo(
+                name="local",
+                transport="local",
+                address="",
+                tags={"site": "desk"},
+                facts={
                     "os": "Linux",
                     "os_release": "Debian GNU/Linux 12",
                     "kernel": "6.1.0",
@@ -294,17 +300,17 @@ def make_data() -> dict[str, Any]:
                     "python": "3.11.7",
                     "runtimes": {"onnxruntime": "1.32.0", "ai_edge_litert": "2.3.0"},
                 },
-            },
-            {
+            ),
+            DeviceInfo(
                 # Emulated board with sparse facts: missing keys must render as "-".
-                "name": "qemu-arm",
-                "transport": "ssh",
-                "address": "10.0.0.7",
-                "tags": {"note": TAG_VALUE},
-                "facts": {"os": "Linux", "arch": "aarch64", "runtimes": {"onnxruntime": "1.32.0"}},
-            },
+                name="qemu-arm",
+                transport="ssh",
+                address="10.0.0.7",
+                tags={"note": TAG_VALUE},
+                facts={"os": "Linux", "arch": "aarch64", "runtimes": {"onnxruntime": "1.32.0"}},
+            ),
         ],
-        "results": [
+        results=[
             *local_results(),
             _result(
                 "qemu-arm",
@@ -346,15 +352,14 @@ def make_data() -> dict[str, Any]:
                 peak_rss_bytes=2048,
             ),
         ],
-    }
+    )
 
 
-def random_weight_data() -> dict[str, Any]:
+def random_weight_data() -> RunReport:
     """MobileNetV3-Small with random weights: latency model, accuracy is meaningless."""
     data = make_data()
-    data["devices"] = data["devices"][:1]
 
-    def mobilenet(variant: str, size: int, p50: float, **over: Any) -> dict[str, Any]:
+    def mobilenet(variant: str, size: int, p50: float, **over: Any) -> JobResult:
         return _result(
             "local",
             variant,
@@ -369,12 +374,14 @@ def random_weight_data() -> dict[str, Any]:
             **over,
         )
 
-    data["results"] = [
-        mobilenet("fp32-onnx", 10_240_000, 0.0041, baseline=True, accuracy_retention=1.0),
-        mobilenet("int8-onnx", 2_700_000, 0.0032, accuracy_retention=0.5),
-        mobilenet("pruned50-onnx", 10_240_000, 0.0042),
-    ]
-    return data
+    return data.replace(
+        devices=data.devices[:1],
+        results=[
+            mobilenet("fp32-onnx", 10_240_000, 0.0041, baseline=True, accuracy_retention=1.0),
+            mobilenet("int8-onnx", 2_700_000, 0.0032, accuracy_retention=0.5),
+            mobilenet("pruned50-onnx", 10_240_000, 0.0042),
+        ],
+    )
 
 
 GOLDEN = """\
@@ -516,28 +523,25 @@ def test_highlights_pick_the_right_variants() -> None:
     ]
     # An estimated figure that wins is still picked, and flagged.
     cheaper = copy.deepcopy(results)
-    cheaper[5]["energy_per_inference_j"] = 1e-6
+    cheaper[5] = cheaper[5].replace(energy_per_inference_j=1e-6)
     lowest = device_highlights(cheaper)["lowest_energy"]
     assert (lowest["variant"], lowest["estimated"]) == ("distilled-int8-tflite", True)
     # Ties go to the first in table order; failed jobs never win.
     tied = copy.deepcopy(results)
-    tied[3]["accuracy"] = tied[0]["accuracy"]
-    tied[6].update(file_size_bytes=1, latency_s=_latency(1e-9, 10))
+    tied[3] = tied[3].replace(accuracy=tied[0].accuracy)
+    tied[6] = tied[6].replace(file_size_bytes=1, latency_s=_latency(1e-9, 10))
     h = device_highlights(tied)
     assert h["most_accurate"]["variant"] == "fp32-onnx"
     assert h["smallest"]["variant"] == "distilled-int8-tflite"
 
 
 def test_highlights_baseline_from_run_and_runtimes_in_names() -> None:
-    results = local_results()[:2]
-    for r in results:
-        r.pop("baseline", None)
+    # No baseline flag: only the run's baseline_variant names it.
+    results = [r.replace(baseline=False) for r in local_results()[:2]]
     # The same variant on two runtimes: names gain the runtime, and each compares with the
     # baseline on its own runtime.
-    other = copy.deepcopy(results)
-    for r in other:
-        r["setting"] = "onnxruntime t=4"
-    other[0]["accuracy"] = 352 / N_TEST
+    other = [r.replace(setting="onnxruntime t=4") for r in results]
+    other[0] = other[0].replace(accuracy=352 / N_TEST)
     h = device_highlights(results + other, baseline_variant="fp32-onnx")
     assert h["baseline"] == "fp32-onnx (onnxruntime t=1)"
     assert [(c["variant"], c["value"]) for c in h["accuracy_cost"]] == [
@@ -605,18 +609,19 @@ def test_pareto_svg_draws_front_solid_and_dominated_faded() -> None:
 def test_pareto_svg_skips_when_it_cannot_compare() -> None:
     results = local_results()
     assert pareto_svg(results[:1]) is None
-    assert pareto_svg([{**r, "accuracy": None} for r in results]) is None
-    assert pareto_svg(random_weight_data()["results"]) is None
+    assert pareto_svg([r.replace(accuracy=None) for r in results]) is None
+    assert pareto_svg(random_weight_data().results) is None
     assert pareto_svg([]) is None
     # Estimated inputs and "$" in names render (math text is off).
-    odd = copy.deepcopy(results[:2])
-    odd[0]["variant"] = "cost$ $\\frac{"
-    odd[1]["estimated"] = ["latency_s"]
+    odd = [
+        results[0].replace(variant="cost$ $\\frac{"),
+        results[1].replace(estimated=["latency_s"]),
+    ]
     assert pareto_svg(odd) is not None
 
 
 def test_size_latency_svg() -> None:
-    results = random_weight_data()["results"]
+    results = random_weight_data().results
     svg = size_latency_svg(results)
     assert svg is not None and svg == size_latency_svg(copy.deepcopy(results))
     root = _svg_root(svg)
@@ -644,9 +649,10 @@ def test_accuracy_not_meaningful() -> None:
 def test_rich_summary_treats_strings_as_text() -> None:
     data = make_data()
     # "[/]" would raise MarkupError if cells were parsed as rich markup.
-    data["results"][0]["variant"] = "[bold]fp32[/] [/x]"
-    data["results"][1]["techniques"] = ["[red]int8[/]"]
-    tables = rich_summary(data)
+    results = list(data.results)
+    results[0] = results[0].replace(variant="[bold]fp32[/] [/x]")
+    results[1] = results[1].replace(techniques=["[red]int8[/]"])
+    tables = rich_summary(data.replace(results=results))
     assert len(tables) == 2
     console = Console(record=True, width=200, color_system=None)
     for table in tables:
@@ -811,8 +817,7 @@ def test_html_marks_estimated_figures() -> None:
 
 def test_estimated_power_setup_gets_the_footnote() -> None:
     data = make_data()
-    data["results"] = data["results"][:1]
-    data["results"][0]["estimated"] = ["power_sample_rate_hz"]
+    data = data.replace(results=[data.results[0].replace(estimated=["power_sample_rate_hz"])])
     text = format_summary(data)
     assert "power: rail RAPL package-0 sampled at 1 kHz*, idle 4.15 W" in text
     assert "* estimated (no sensor / emulation)" in text
@@ -832,13 +837,17 @@ def test_write_report_creates_dir(tmp_path: Path) -> None:
 
 
 def test_minimal_results_still_render() -> None:
-    # Every new key is optional: results with the old keys only render with "-".
+    # Every optional field at its default: the required ones, latency and error only,
+    # render with "-".
     data = make_data()
-    for r in data["results"]:
-        for key in list(r):
-            if key not in ("device", "variant", "status", "latency_s", "error"):
-                del r[key]
-    del data["run"]["baseline_variant"]
+    required = ("job_id", "device", "model", "variant", "runtime", "setting", "status")
+    data = data.replace(
+        run=dataclasses.replace(data.run, baseline_variant=None),
+        results=[
+            JobResult(**{k: getattr(r, k) for k in required}, latency_s=r.latency_s, error=r.error)
+            for r in data.results
+        ],
+    )
     text = format_summary(data)
     assert "Accuracy vs baseline" not in text
     html = render_report(data)
@@ -847,29 +856,32 @@ def test_minimal_results_still_render() -> None:
 
 
 def test_plot_skips_results_without_samples() -> None:
-    results = [r for r in make_data()["results"] if r["device"] == "qemu-arm"]
+    results = [r for r in make_data().results if r.device == "qemu-arm"]
     svg = latency_distribution_svg(results)
     assert svg is not None and svg == latency_distribution_svg(copy.deepcopy(results))
     ET.fromstring(svg)
-    assert latency_distribution_svg([{**r, "samples_s": []} for r in results]) is None
+    assert latency_distribution_svg([r.replace(samples_s=[]) for r in results]) is None
     assert latency_distribution_svg([]) is None
 
 
 def test_plot_draws_dollar_signs_literally() -> None:
     # parse_math is off: an odd "$" would otherwise make matplotlib's mathtext raise.
-    result = make_data()["results"][0]
-    svg = latency_distribution_svg([{**result, "variant": "cost$ $\\frac{"}])
+    result = make_data().results[0]
+    svg = latency_distribution_svg([result.replace(variant="cost$ $\\frac{")])
     assert svg is not None
 
 
 def test_reports_does_not_import_controller_packages() -> None:
+    # The typed records (a standard-library leaf module) are the only thing reports reads
+    # from the rest of edgebench.
     code = (
-        "import sys, reports.html, reports.tables, reports.plots; "
+        "import sys, reports.html, reports.tables, reports.plots, reports.export, "
+        "reports.compare, reports.site; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('harness', 'devices', 'runners', 'suites')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "['runners', 'runners.records']"
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)

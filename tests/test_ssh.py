@@ -260,7 +260,7 @@ def test_auth_failure_and_refused_connection(
 def test_run_timeout_and_terminate_kill_the_process_group(make: Maker, server_a: SSHServer) -> None:
     t = make(server_a)
     marker = "301.7"
-    proc = t.spawn(["sh", "-c", f"sleep {marker} & sleep {marker}"])
+    proc = t.open_stream(["sh", "-c", f"sleep {marker} & sleep {marker}"])
     assert eventually(lambda: len(live_processes("sleep", marker)) == 2)
     proc.terminate()
     proc.terminate()  # idempotent
@@ -278,7 +278,7 @@ def test_run_timeout_and_terminate_kill_the_process_group(make: Maker, server_a:
 
     # close() kills what is still running.
     marker = "303.9"
-    t.spawn(["sh", "-c", f"sleep {marker} & sleep {marker}"])
+    t.open_stream(["sh", "-c", f"sleep {marker} & sleep {marker}"])
     assert eventually(lambda: len(live_processes("sleep", marker)) == 2)
     t.close()
     t.close()

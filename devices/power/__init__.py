@@ -1,7 +1,9 @@
 """Power and energy from the device's own sensors: parsers and the energy math.
 
-Modules (one source each; all pure parsers of text already captured, except
-:mod:`~devices.power.ina3221`, which reads sysfs files by nature):
+:mod:`~devices.power.sources` is the registry of power sources (how the agent samples
+each, how a raw reading becomes watts) and what the scheduler calls. Modules (one
+source each, registered there; all pure parsers of text already captured, except
+:func:`devices.power.ina3221.discover`/``read``, which read sysfs files by nature):
 
 * :mod:`~devices.power.tegrastats` - Jetson ``tegrastats`` lines (L4T R32-R36);
 * :mod:`~devices.power.ina3221` - Jetson INA3221 monitors via sysfs (hwmon, or the

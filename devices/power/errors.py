@@ -42,3 +42,8 @@ class ParseError(DeviceError, ValueError):
         if line_number is not None:
             where += f" line {line_number}"
         super().__init__(f"{where}: {reason}: {quote_line(line)}", device=device)
+
+
+class PowerSourceError(DeviceError, ValueError):
+    """A power source that is not registered, or options that do not let it be sampled
+    (the CLI reports it as one line)."""

@@ -17,6 +17,13 @@ fake tree in tests); it skips channels that are disabled, unlabelled, or labelle
 ``NC`` (not connected). :func:`read` reads them once: power = bus voltage x current
 (or the driver's own power file where there is one), in mW.
 
+:class:`Ina3221Source` is the ``ina3221`` power source (both drivers): the agent reads
+each rail's files every interval (``poll_files``) and the host computes the power.
+The probe of the agent finds hwmon monitors; for the JetPack 4 IIO driver give the
+directory with the device options ``power=ina3221
+power_hwmon=/sys/bus/i2c/drivers/ina3221x/<bus>-<addr>/iio:deviceN``: without probed
+channel labels the agent reads the label files along with the values.
+
 Reading is I/O by nature; it raises ``OSError`` as the kernel reports it (a disabled
 channel answers ``ENODATA``) and :class:`ParseError` when a file does not hold an
 integer. The hwmon number of a device can change across reboots: discover by name,
@@ -31,8 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from devices.power.errors import ParseError
+from devices.power.errors import ParseError, PowerSourceError
 from devices.power.rails import NOT_CONNECTED, InputPower, pick_input
+from devices.power.sources import (
+    PowerOptions,
+    PowerSource,
+    Reading,
+    Sampler,
+    Sensor,
+    register_source,
+)
 
 HWMON_NAME = "ina3221"
 HWMON_CHANNELS = (1, 2, 3)
@@ -170,3 +185,86 @@ def read(rails: Iterable[Rail]) -> dict[str, float]:
 def total_input_rail(readings: dict[str, float]) -> InputPower | None:
     """The board's input power from :func:`read`'s result (see :mod:`devices.power.rails`)."""
     return pick_input(readings)
+
+
+# How a reading names a channel whose rail label is not known yet (not probed): the
+# agent reads the label file too, as ``@K|label``, and :meth:`Ina3221Source.reading`
+# renames the channel's values.
+_UNLABELLED = "@"
+_MILLI_UNITS = ("mV", "mA", "mW")
+
+
+def _channel_files(directory: str, iio: bool, channel: str, key: str) -> dict[str, str]:
+    """Reading key -> sysfs file of one channel's bus voltage, current (and power)."""
+    if iio:
+        return {
+            f"{key}|mV": f"{directory}/in_voltage{channel}_input",
+            f"{key}|mA": f"{directory}/in_current{channel}_input",
+            f"{key}|mW": f"{directory}/in_power{channel}_input",
+        }
+    return {
+        f"{key}|mV": f"{directory}/in{channel}_input",
+        f"{key}|mA": f"{directory}/curr{channel}_input",
+    }
+
+
+@register_source("ina3221")
+class Ina3221Source(PowerSource):
+    """The INA3221 rails read from sysfs every interval (hwmon, or ``ina3221x`` IIO);
+    power is the board's input rail, or the sum of the rails."""
+
+    def sampler(self, sensor: Sensor, options: PowerOptions) -> Sampler:
+        directory = sensor.path or options.power_hwmon
+        if not directory:
+            raise PowerSourceError(
+                "ina3221 needs the sysfs directory of the monitor: device check finds a "
+                "hwmon one; give it with the option power_hwmon otherwise"
+            )
+        directory = directory.rstrip("/")
+        iio = Path(directory).name.startswith("iio:device")
+        files: dict[str, str] = {}
+        if sensor.channels:
+            for channel, label in sensor.channels.items():
+                files.update(_channel_files(directory, iio, channel, label))
+            return Sampler("poll_files", files=files)
+        for number in IIO_CHANNELS if iio else HWMON_CHANNELS:
+            key = f"{_UNLABELLED}{number}"
+            label = f"rail_name_{number}" if iio else f"in{number}_label"
+            files[f"{key}|label"] = f"{directory}/{label}"
+            files.update(_channel_files(directory, iio, str(number), key))
+        return Sampler("poll_files", files=files)
+
+    def reading(self, text: str) -> Reading:
+        labels: dict[str, str] = {}
+        values: dict[str, dict[str, float]] = {}
+        for part in text.split(";"):
+            key, _, value = part.partition("=")
+            name, _, unit = key.rpartition("|")
+            value = value.strip()
+            if not value:
+                continue  # a disabled or absent channel reads nothing (ENODATA)
+            if unit == "label":
+                labels[name] = value
+                continue
+            if unit not in _MILLI_UNITS:
+                raise ParseError(f"unknown unit {unit!r} of {name!r}", line=text, source="ina3221")
+            try:
+                # Some attributes carry a unit ("32760 ma" on old kernels); the number first.
+                values.setdefault(name, {})[unit] = float(value.split()[0])
+            except ValueError:
+                raise ParseError(f"{key} is not a number", line=text, source="ina3221") from None
+        mw: dict[str, float] = {}
+        for name, units in values.items():
+            rail = labels.get(name, name)
+            if rail.startswith(_UNLABELLED) or rail == NOT_CONNECTED:
+                continue  # unlabelled or not connected: not a rail
+            if "mW" in units:  # the IIO driver's own product
+                mw[rail] = units["mW"]
+            elif "mV" in units and "mA" in units:
+                mw[rail] = units["mV"] * units["mA"] / 1000.0
+        total = pick_input(mw)
+        if total is None:
+            raise ParseError(
+                "no rail with both a voltage and a current", line=text, source="ina3221"
+            )
+        return Reading(total.rail, total.instant_mw / 1000.0)

@@ -29,8 +29,18 @@ from typing import NoReturn
 
 from devices.power.errors import ParseError
 from devices.power.lines import ParsedLines, parse_lines
+from devices.power.sources import (
+    PowerOptions,
+    PowerSource,
+    Reading,
+    Sampler,
+    Sensor,
+    register_source,
+)
 
 SOURCE = "nvidia-smi"
+# The GPU the sampler reports: the runners put the model on the first GPU.
+SAMPLED_GPU = 0
 
 QUERY_FIELDS: tuple[str, ...] = (
     "timestamp",
@@ -40,6 +50,8 @@ QUERY_FIELDS: tuple[str, ...] = (
     "utilization.gpu",
     "temperature.gpu",
 )
+
+QUERY = "--query-gpu=" + ",".join(QUERY_FIELDS)
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{3})?$")
 # Units nvidia-smi appends when `nounits` is forgotten; tolerated, then stripped.
@@ -149,3 +161,27 @@ def energy_from_counter(first: NvmlSample, last: NvmlSample) -> float | None:
             "(driver reloaded?)"
         )
     return (last.energy_mj - first.energy_mj) / 1000.0
+
+
+@register_source("nvidia_smi")
+class NvidiaSmiSource(PowerSource):
+    """``nvidia-smi --query-gpu=... -lms MS`` streamed; power is GPU 0's board draw."""
+
+    def sampler(self, sensor: Sensor, options: PowerOptions) -> Sampler:
+        tool = options.power_tool or sensor.path or "nvidia-smi"
+        argv = (
+            tool,
+            QUERY,
+            "--format=csv,noheader,nounits",
+            "-lms",
+            str(options.power_interval_ms),
+        )
+        return Sampler("stream", argv=argv)
+
+    def reading(self, text: str) -> Reading | None:
+        sample = parse_line(text)
+        if sample.gpu_index != SAMPLED_GPU:
+            return None  # nvidia-smi prints a line per GPU
+        if sample.power_w is None:
+            raise ParseError("power.draw is not reported", line=text, source=SOURCE)
+        return Reading(f"GPU{SAMPLED_GPU} board", sample.power_w)

@@ -31,6 +31,14 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from devices.power.errors import ParseError
+from devices.power.sources import (
+    PowerOptions,
+    PowerSource,
+    Reading,
+    Sampler,
+    Sensor,
+    register_source,
+)
 
 TOTAL_RAIL_NAME = "PMIC_RAILS_SUM"
 
@@ -216,3 +224,22 @@ def parse_measure_temp(text: str) -> float:
     if match is None:
         raise ParseError('not "temp=NN.N\'C"', line=text.strip(), source="measure_temp")
     return float(match.group(1))
+
+
+@register_source("rpi_pmic")
+class PmicSource(PowerSource):
+    """``vcgencmd pmic_read_adc`` run every interval; power is the sum of the PMIC's
+    output rails (:data:`TOTAL_RAIL_NAME`, not the board's input: see above)."""
+
+    def sampler(self, sensor: Sensor, options: PowerOptions) -> Sampler:
+        tool = options.power_tool or sensor.path or "vcgencmd"
+        return Sampler("poll_command", argv=(tool, "pmic_read_adc"))
+
+    def reading(self, text: str) -> Reading:
+        pmic = parse_pmic_read_adc(text)
+        if not pmic.power_w:
+            # Voltages alone would sum to 0 W: that is no measurement, not an idle board.
+            raise ParseError(
+                "no rail with both a current and a voltage", line=text[:80], source="pmic_read_adc"
+            )
+        return Reading(TOTAL_RAIL_NAME, pmic.total_power_w)

@@ -34,14 +34,22 @@ clock, same clock as the measured windows) - see ``devices/power/__init__.py``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from devices.power.errors import ParseError
 from devices.power.lines import ParsedLines, parse_lines
 from devices.power.rails import NOT_CONNECTED, InputPower, pick_input
+from devices.power.sources import (
+    PowerOptions,
+    PowerSource,
+    Reading,
+    Sampler,
+    Sensor,
+    register_source,
+)
 
 SOURCE = "tegrastats"
 
@@ -257,3 +265,49 @@ def total_input_rail(sample: TegraSample) -> InputPower | None:
     instant = {name: float(r.instant_mw) for name, r in sample.rails.items()}
     average = {name: float(r.average_mw) for name, r in sample.rails.items()}
     return pick_input(instant, average)
+
+
+@register_source("tegrastats")
+class TegrastatsSource(PowerSource):
+    """``tegrastats --interval MS`` streamed; power is the board's input rail (or the
+    sum of the module rails), instant values."""
+
+    def sampler(self, sensor: Sensor, options: PowerOptions) -> Sampler:
+        tool = options.power_tool or sensor.path or "tegrastats"
+        return Sampler("stream", argv=(tool, "--interval", str(options.power_interval_ms)))
+
+    def reading(self, text: str) -> Reading:
+        total = total_input_rail(parse_line(text))
+        if total is None:
+            raise ParseError("no power rails", line=text, source=SOURCE)
+        return Reading(total.rail, total.instant_mw / 1000.0)
+
+    def telemetry(self, texts: Sequence[str]) -> dict[str, Any] | None:
+        """Mean GPU (GR3D) and EMC load, the hottest reading of every temperature
+        sensor, peak RAM used, over the lines that parse."""
+        samples = []
+        for text in texts:
+            try:
+                samples.append(parse_line(text))
+            except ParseError:
+                continue
+        if not samples:
+            return None
+
+        def mean(values: list[int]) -> float | None:
+            return sum(values) / len(values) if values else None
+
+        temps: dict[str, float] = {}
+        for s in samples:
+            for name, value in s.temps_c.items():
+                temps[name] = max(value, temps.get(name, value))
+        return {
+            "gpu_load_pct_mean": mean(
+                [s.gpu_load_pct for s in samples if s.gpu_load_pct is not None]
+            ),
+            "emc_load_pct_mean": mean(
+                [s.emc_load_pct for s in samples if s.emc_load_pct is not None]
+            ),
+            "temps_c_max": temps,
+            "ram_used_mb_max": max(s.ram_used_mb for s in samples),
+        }

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 AGENT_VERSION = "1"
 PROTOCOL_VERSION = 1
@@ -58,6 +58,7 @@ _ONNX_TYPES = {
 def log(message: str) -> None:
     sys.stderr.write(f"edgebench-agent: {message}\n")
     sys.stderr.flush()
+
 
 
 class AgentFailure(Exception):
@@ -1176,6 +1177,57 @@ def _float(req: dict[str, Any], key: str, default: float) -> float:
 # --------------------------------------------------------------------------- agent
 
 
+
+# --------------------------------------------------------------------------- runtimes
+# Each runtime the agent loads: a function that checks the load request's fields for
+# that runtime and returns how to open the model file (timed as init: importing the
+# runtime plus creating the session/interpreter). Adding a runtime: a Model subclass
+# and one entry here.
+Opener = Callable[[str], Model]
+
+
+def _onnxruntime(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
+    if device not in (None, "cpu"):
+        # onnxruntime picks its device through providers; never measure a silent CPU
+        # fallback under a "cuda" label.
+        raise AgentFailure(
+            "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
+        )
+    providers = req.get("providers")
+    return lambda path: OnnxModel(path, threads, providers)
+
+
+def _litert(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
+    if device not in (None, "cpu"):
+        raise AgentFailure(
+            "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
+        )
+    xnnpack = req.get("xnnpack")
+    return lambda path: LiteRTModel(path, threads, xnnpack)
+
+
+def _torch(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
+    shapes, dtypes = torch_input_spec(req)
+    return lambda path: TorchModel(path, threads, device or "cpu", shapes, dtypes)
+
+
+def _tensorrt(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
+    if device not in (None, "cuda"):
+        # An engine runs on the GPU that built it; there is no CPU fallback.
+        raise AgentFailure(
+            "bad_request", f"runtime 'tensorrt' runs on 'cuda' only, not {device!r}"
+        )
+    return lambda path: TensorRTModel(path)  # threads do not apply to a GPU engine
+
+
+RUNTIMES: dict[str, Callable[[dict[str, Any], int | None, str | None], Opener]] = {
+    "onnxruntime": _onnxruntime,
+    "litert": _litert,
+    "torch": _torch,
+    "tensorrt": _tensorrt,
+}
+
+
 class Agent:
     def __init__(self) -> None:
         self.model: Model | None = None
@@ -1219,10 +1271,10 @@ class Agent:
             raise AgentFailure("bad_request", "load needs a 'path' string")
         if not isinstance(expected, str) or not expected:
             raise AgentFailure("bad_request", "load needs a 'sha256' string")
-        if runtime not in ("onnxruntime", "litert", "torch", "tensorrt"):
+        if runtime not in RUNTIMES:
             raise AgentFailure(
                 "bad_request",
-                f"runtime must be 'onnxruntime', 'litert', 'torch' or 'tensorrt', not {runtime!r}",
+                f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, not {runtime!r}",
             )
         threads = _int(req, "threads", None, minimum=1)
         device = req.get("device")
@@ -1230,22 +1282,10 @@ class Agent:
             raise AgentFailure(
                 "bad_request", f"device must be 'cpu', 'cuda' or null, not {device!r}"
             )
-        if runtime == "tensorrt":
-            if device not in (None, "cuda"):
-                # An engine runs on the GPU that built it; there is no CPU fallback.
-                raise AgentFailure(
-                    "bad_request", f"runtime 'tensorrt' runs on 'cuda' only, not {device!r}"
-                )
-        elif runtime != "torch" and device not in (None, "cpu"):
-            # onnxruntime picks its device through providers; never measure a silent CPU
-            # fallback under a "cuda" label.
-            raise AgentFailure(
-                "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
-            )
-        torch_inputs = torch_input_spec(req) if runtime == "torch" else None
         xnnpack = req.get("xnnpack")
         if xnnpack is not None and (not isinstance(xnnpack, bool) or runtime != "litert"):
             raise AgentFailure("bad_request", "xnnpack must be true, false or null (litert only)")
+        open_model = RUNTIMES[runtime](req, threads, device)  # checks its own fields
         providers = req.get("providers")
         if providers is not None and (
             not isinstance(providers, list) or not all(isinstance(p, str) for p in providers)
@@ -1265,15 +1305,7 @@ class Agent:
         self.model_path = None
         self._reset_eval()
         t0 = time.perf_counter()
-        if runtime == "onnxruntime":
-            model: Model = OnnxModel(path, threads, providers)
-        elif runtime == "torch":
-            assert torch_inputs is not None
-            model = TorchModel(path, threads, device or "cpu", *torch_inputs)
-        elif runtime == "tensorrt":
-            model = TensorRTModel(path)  # threads do not apply to a GPU engine
-        else:
-            model = LiteRTModel(path, threads, xnnpack)
+        model = open_model(path)
         init_s = time.perf_counter() - t0
         self.model = model
         self.model_path = path

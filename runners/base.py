@@ -1,0 +1,171 @@
+"""The runner interface and its registry.
+
+A runner turns a job into a typed measurement over a transport:
+``Runner.measure(job) -> JobMeasurement``. The scheduler picks the runner a
+job's runtime names (``suites/runtimes.py``), hands it the job, and commits what
+comes back; it knows nothing of any runtime. Runners register by name with
+:func:`register_runner`, which refuses duplicates.
+
+Adding a runner: one module in ``runners/`` with a class decorated
+``@register_runner("name")``, imported by :func:`_load_builtin_runners`, and a
+runtime in ``suites/runtimes.py`` that names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from devices.transport import Transport
+from runners.records import Accuracy, JobMeasurement
+
+
+@dataclass(frozen=True)
+class MeasureRules:
+    """How long and how often to measure (the suite's ``measure:``)."""
+
+    warmup_runs: int = 10
+    warmup_min_s: float = 0.1
+    min_runs: int = 50
+    min_duration_s: float = 0.5
+    repetitions: int = 5
+    max_runs: int = 100_000
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file on the controller, content-addressed."""
+
+    path: Path
+    sha256: str
+    format: str
+    size_bytes: int
+    # What the build recorded (torchscript: input_shapes / input_dtypes; recipe, ...).
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Inputs (first axis = samples) and optional integer labels for accuracy."""
+
+    inputs: np.ndarray
+    labels: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a runner needs for one job; the controller fills it in."""
+
+    id: int
+    key: str
+    model: ModelFile
+    setting: dict[str, Any]  # the runtime setting, e.g. {"runtime": "litert", "threads": 1}
+    measure: MeasureRules = MeasureRules()
+    # Loads the accuracy split on demand (None: the suite measures no accuracy).
+    evaluation: Callable[[], EvalSet] | None = None
+    # Provenance the controller knows and runners cannot (edgebench version, commit,
+    # controller host, recipe chain); runners add their own and copy these in.
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runtime(self) -> str:
+        return str(self.setting["runtime"])
+
+
+class Runner(ABC):
+    """Measures jobs on one device through one transport. One instance per device
+    and worker thread; not for concurrent use."""
+
+    name: ClassVar[str]
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @property
+    def device(self) -> str:
+        return self.transport.device.name
+
+    @abstractmethod
+    def probe(self) -> dict[str, Any]:
+        """What the device is (os, cpu, memory, runtimes, sensors, ...), as it says."""
+
+    @abstractmethod
+    def measure(self, job: Job) -> JobMeasurement:
+        """Time the job's model under its setting (and its accuracy when the job
+        has an evaluation set); raises a ``devices.errors.DeviceError`` on failure."""
+
+    def evaluate(self, job: Job) -> Accuracy | None:
+        """Accuracy alone; runners that cannot compute it return None."""
+        return None
+
+    def infer(self, model: ModelFile, setting: dict[str, Any], inputs: np.ndarray) -> np.ndarray:
+        """The model's first output for ``inputs``; not every runner can."""
+        raise NotImplementedError(f"runner {self.name!r} cannot return outputs")
+
+    def kill(self) -> None:  # noqa: B027 - optional: most runners hold no process
+        """Abort whatever is in flight now (Ctrl-C); the runner may be reused after."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the runner holds; safe to call twice."""
+
+
+_REGISTRY: dict[str, type[Runner]] = {}
+
+
+def register_runner(name: str) -> Callable[[type[Runner]], type[Runner]]:
+    """Class decorator: make a runner available under ``name``."""
+
+    def decorate(cls: type[Runner]) -> type[Runner]:
+        if name in _REGISTRY:
+            raise ValueError(
+                f"runner {name!r} is already registered by {_REGISTRY[name].__qualname__}"
+            )
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def runner_names() -> list[str]:
+    _load_builtin_runners()
+    return sorted(_REGISTRY)
+
+
+def runner_class(name: str) -> type[Runner]:
+    _load_builtin_runners()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no runner {name!r} (registered: {', '.join(sorted(_REGISTRY))})") from None
+
+
+def _load_builtin_runners() -> None:
+    # Importing a runner module runs its @register_runner decorator.
+    from runners import agent_runner, tensorrt  # noqa: F401
+
+
+def fingerprint(facts: dict[str, Any]) -> str:
+    """Stable id of what a device *is* (not of its current load)."""
+    keys = (
+        "hostname",
+        "arch",
+        "cpu_model",
+        "cpu_cores",
+        "memory_total_bytes",
+        "os_release",
+        "kernel",
+        "python",
+        "runtimes",
+        "board_model",
+    )
+    blob = json.dumps({k: facts.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,143 @@
+"""The runtime table: every runtime a suite can name, declared once.
+
+A runtime says which model formats it takes, which settings it accepts (a
+pydantic model: unknown keys and bad values are errors naming the suite's file,
+line and key), and which registered runner serves it (``runners/base.py``). The
+scheduler plans jobs and picks runners from this table only.
+
+Adding a runtime: a settings class here decorated ``@runtime(...)``, naming
+the runner that serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class RuntimeSettings(BaseModel):
+    """Settings every runtime takes. A suite's ``threads: [1, 4]`` plans one job per
+    thread count; everything else is one value per settings entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str]
+    runtime: str
+    threads: list[int] = Field(default_factory=lambda: [1])
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) else value
+
+    @field_validator("threads")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or any(t < 1 for t in value):
+            raise ValueError("threads must be a list of positive integers")
+        return value
+
+    def job_settings(self) -> list[dict[str, Any]]:
+        """One job setting per thread count, as stored with the job (its label and
+        key are made from it, so its keys must not change between releases)."""
+        return [{"runtime": self.name, "threads": t, **self.extra()} for t in self.threads]
+
+    def extra(self) -> dict[str, Any]:
+        """Runtime-specific keys of a job setting."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    formats: tuple[str, ...]  # model file formats it loads
+    runner: str  # the registered runner that serves it
+    settings: type[RuntimeSettings]
+    suffixes: tuple[str, ...] = ()  # model file suffixes `edgebench infer` maps to it
+
+
+_TABLE: dict[str, Runtime] = {}
+
+
+def runtime(
+    name: str, *, formats: tuple[str, ...], runner: str, suffixes: tuple[str, ...] = ()
+) -> Callable[[type[RuntimeSettings]], type[RuntimeSettings]]:
+    """Class decorator: declare a runtime with these settings."""
+
+    def decorate(cls: type[RuntimeSettings]) -> type[RuntimeSettings]:
+        if name in _TABLE:
+            raise ValueError(
+                f"runtime {name!r} is already declared by {_TABLE[name].settings.__qualname__}"
+            )
+        cls.name = name
+        _TABLE[name] = Runtime(name, formats, runner, cls, suffixes)
+        return cls
+
+    return decorate
+
+
+def get_runtime(name: str) -> Runtime:
+    try:
+        return _TABLE[name]
+    except KeyError:
+        raise KeyError(f"unknown runtime {name!r} (known: {', '.join(_TABLE)})") from None
+
+
+def runtimes() -> list[Runtime]:
+    return list(_TABLE.values())
+
+
+def runtime_for_file(suffix: str) -> Runtime | None:
+    """The first declared runtime that loads files with this suffix."""
+    return next((r for r in _TABLE.values() if suffix in r.suffixes), None)
+
+
+# --------------------------------------------------------------------------- the table
+@runtime("onnxruntime", formats=("onnx",), runner="agent", suffixes=(".onnx",))
+class OnnxRuntimeSettings(RuntimeSettings):
+    runtime: Literal["onnxruntime"]
+    # Execution providers in order of preference; the agent refuses a silent fallback.
+    providers: list[str] | None = None
+
+    def extra(self) -> dict[str, Any]:
+        return {"providers": self.providers}
+
+
+@runtime("litert", formats=("tflite",), runner="agent", suffixes=(".tflite",))
+class LiteRTSettings(RuntimeSettings):
+    """ai-edge-litert or tflite-runtime."""
+
+    runtime: Literal["litert"]
+    # XNNPACK on (true) or off (false); unset = the interpreter's default (on).
+    xnnpack: bool | None = None
+
+    def extra(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"providers": None}
+        if self.xnnpack is not None:
+            out["xnnpack"] = self.xnnpack
+        return out
+
+
+@runtime("torch", formats=("torchscript",), runner="agent", suffixes=(".pt",))
+class TorchSettings(RuntimeSettings):
+    """A TorchScript archive (``export_torchscript``)."""
+
+    runtime: Literal["torch"]
+    device: Literal["cpu", "cuda"] = "cpu"
+
+    def extra(self) -> dict[str, Any]:
+        return {"providers": None, "device": self.device}
+
+
+@runtime("tensorrt", formats=("onnx",), runner="trtexec")
+class TensorRTSettings(RuntimeSettings):
+    """An engine built on the device by trtexec from the ONNX variant."""
+
+    runtime: Literal["tensorrt"]
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+    def extra(self) -> dict[str, Any]:
+        return {"providers": None, "precision": self.precision}
