@@ -772,8 +772,8 @@ def infer_cmd(
 
     runtime = runtime_for_file(model.suffix)
     if runtime is None:
-        known = ", ".join(sorted({x for r in runtimes() for x in r.suffixes}))
-        raise UsageError(f"{model}: model must be one of {known}")
+        known = " or ".join(sorted({x for r in runtimes() for x in r.suffixes}))
+        raise UsageError(f"{model}: model must be {known}")
     if not model.is_file():
         raise UsageError(f"{model}: no such file")
     if output is not None and not output.parent.is_dir():

@@ -121,7 +121,8 @@ class LiteRTSettings(RuntimeSettings):
         return out
 
 
-@runtime("torch", formats=("torchscript",), runner="agent", suffixes=(".pt",))
+# No file suffix for `infer`: a TorchScript archive does not declare its inputs.
+@runtime("torch", formats=("torchscript",), runner="agent")
 class TorchSettings(RuntimeSettings):
     """A TorchScript archive (``export_torchscript``)."""
 
