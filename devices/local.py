@@ -17,8 +17,8 @@ from pathlib import Path
 from devices.errors import TransportError, TransportTimeout
 from devices.transport import (
     CommandResult,
-    Stream,
     PosixHost,
+    Stream,
     register_transport,
     sha256_file,
 )

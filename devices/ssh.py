@@ -99,9 +99,9 @@ from devices.errors import CommandError, TransportError, TransportTimeout
 from devices.transport import (
     CommandResult,
     DeviceConfig,
-    Stream,
     DeviceOptions,
     PosixHost,
+    Stream,
     register_transport,
 )
 
