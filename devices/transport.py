@@ -35,23 +35,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from devices.errors import TransportError, TransportTimeout, UnknownTransportError
+from devices.power.sources import PowerOptions
 
 
-class DeviceOptions(BaseModel):
+class DeviceOptions(PowerOptions):
     """Options every device accepts, whatever its transport (``--option k=v``, a lab
-    file's ``options:``). Strings such as ``"50"`` are accepted for numbers."""
+    file's ``options:``): the power options (``devices/power/sources.py``) and these.
+    Strings such as ``"50"`` are accepted for numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     python: str | None = None  # interpreter the agent runs under
     workdir: str | None = None  # where edgebench keeps its files on the device
-    power: str = "auto"  # power source: auto, none, or a registered source name
-    power_tool: str | None = None  # path of the sensor tool when not on PATH
-    power_interval_ms: int = Field(100, gt=0)
-    power_hwmon: str | None = None  # ina3221: hwmon directory
     trtexec: str | None = None  # TensorRT's trtexec, when not found on the board
 
 

@@ -299,9 +299,11 @@ def device_check(name: str, as_json: Annotated[bool, typer.Option("--json")] = F
     transport = make_transport(device_config(row), ws.home)
     try:
         runner = probe_runner(transport)
-        with console.status(f"probing {name} ..."):
-            facts = runner.probe()
-        runner.close()
+        try:
+            with console.status(f"probing {name} ..."):
+                facts = runner.probe()
+        finally:
+            runner.close()
     finally:
         transport.close()
     store.set_device_facts(name, facts)

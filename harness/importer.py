@@ -33,23 +33,26 @@ from runners.ort_perf_test import OrtPerfTestParseError, parse_ort_perf_test
 from runners.records import Figure, JobMeasurement, Memory, Provenance, ToolStatistics, to_plain
 from runners.trtexec import TrtexecParseError, parse_export_times, parse_trtexec_log
 
-_SUMMARY_ONLY = "summary only: {tool}'s own statistics, no raw samples"
+_SUMMARY_ONLY = "summary only: {tool}'s own statistics{more}, no raw samples"
 
 
 @dataclass
 class ImportedJob:
     source: Path
-    runtime: str
-    setting: dict[str, Any]
+    setting: dict[str, Any]  # {"runtime": ..., "threads": ...} as the log says
     measurement: JobMeasurement
 
+    @property
+    def runtime(self) -> str:
+        return str(self.setting["runtime"])
 
-def _measurement(
+
+def _imported_job(
     log: Path,
     tool: str,
     parsed: Any,
+    setting: dict[str, Any],
     *,
-    runtime: str,
     runtime_version: str | None = None,
     windows: list[list[float]] | None = None,
     tool_stats: ToolStatistics | None = None,
@@ -60,12 +63,13 @@ def _measurement(
     extra_figures: list[Figure] | None = None,
     note: str | None = None,
     details: dict[str, Any] | None = None,
-) -> JobMeasurement:
-    return JobMeasurement(
+) -> ImportedJob:
+    """One log as a job: its measurement labelled as imported from ``tool``."""
+    measurement = JobMeasurement(
         runner="import",
         provenance=Provenance(
             runner="import",
-            runtime=runtime,
+            runtime=setting["runtime"],
             runtime_version=runtime_version,
             edgebench_version=__version__,
             imported_from=str(log),
@@ -81,6 +85,7 @@ def _measurement(
         note=note,
         details={"tool": tool, tool: to_plain(parsed), **(details or {})},
     )
+    return ImportedJob(source=log, setting=setting, measurement=measurement)
 
 
 def pair_files(files: list[Path]) -> list[tuple[Path, Path | None]]:
@@ -137,22 +142,17 @@ def _trtexec_jobs(files: list[Path]) -> list[ImportedJob]:
             )
         gpu = result.gpu_compute_time
         jobs.append(
-            ImportedJob(
-                source=log,
-                runtime="tensorrt",
-                setting={"runtime": "tensorrt", "threads": None, "precision": result.precision},
-                measurement=_measurement(
-                    log,
-                    "trtexec",
-                    result,
-                    runtime="tensorrt",
-                    runtime_version=result.trt_version,
-                    windows=[samples] if samples else [],
-                    tool_stats=tool_stats,
-                    extra_figures=[Figure("gpu_compute_median", gpu.median_s, "s")] if gpu else [],
-                    note=None if samples else _SUMMARY_ONLY.format(tool="trtexec"),
-                    details={"times_file": str(times) if times else None},
-                ),
+            _imported_job(
+                log,
+                "trtexec",
+                result,
+                {"runtime": "tensorrt", "threads": None, "precision": result.precision},
+                runtime_version=result.trt_version,
+                windows=[samples] if samples else [],
+                tool_stats=tool_stats,
+                extra_figures=[Figure("gpu_compute_median", gpu.median_s, "s")] if gpu else [],
+                note=None if samples else _SUMMARY_ONLY.format(tool="trtexec", more=""),
+                details={"times_file": str(times) if times else None},
             )
         )
     return jobs
@@ -188,22 +188,18 @@ def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
             f"percentiles are {PhaseStats.PERCENTILE_METHOD}",
         )
         jobs.append(
-            ImportedJob(
-                source=log,
-                runtime="litert",
-                setting={"runtime": "litert", "threads": r.num_threads},
-                measurement=_measurement(
-                    log,
-                    "benchmark_model",
-                    r,
-                    runtime="litert",
-                    tool_stats=stats,
-                    init_s=r.init_s,
-                    first_s=r.first_inference_s,
-                    peak_bytes=r.peak_memory_bytes,
-                    warmup_count=r.warmup.count if r.warmup else None,
-                    note="summary only: benchmark_model's own statistics (its std is over the "
-                    "timed runs, ddof=0), no raw samples",
+            _imported_job(
+                log,
+                "benchmark_model",
+                r,
+                {"runtime": "litert", "threads": r.num_threads},
+                tool_stats=stats,
+                init_s=r.init_s,
+                first_s=r.first_inference_s,
+                peak_bytes=r.peak_memory_bytes,
+                warmup_count=r.warmup.count if r.warmup else None,
+                note=_SUMMARY_ONLY.format(
+                    tool="benchmark_model", more=" (its std is over the timed runs, ddof=0)"
                 ),
             )
         )
@@ -230,21 +226,16 @@ def _ort_perf_test_jobs(files: list[Path]) -> list[ImportedJob]:
             note=f"percentiles: {r.PERCENTILE_METHOD}",
         )
         jobs.append(
-            ImportedJob(
-                source=log,
-                runtime="onnxruntime",
-                setting={"runtime": "onnxruntime", "threads": r.intra_op_threads},
-                measurement=_measurement(
-                    log,
-                    "onnxruntime_perf_test",
-                    r,
-                    runtime="onnxruntime",
-                    tool_stats=stats,
-                    init_s=r.session_creation_s,
-                    first_s=r.first_inference_s,
-                    peak_bytes=r.peak_working_set_bytes,
-                    note="summary only: onnxruntime_perf_test's own statistics, no raw samples",
-                ),
+            _imported_job(
+                log,
+                "onnxruntime_perf_test",
+                r,
+                {"runtime": "onnxruntime", "threads": r.intra_op_threads},
+                tool_stats=stats,
+                init_s=r.session_creation_s,
+                first_s=r.first_inference_s,
+                peak_bytes=r.peak_working_set_bytes,
+                note=_SUMMARY_ONLY.format(tool="onnxruntime_perf_test", more=""),
             )
         )
     return jobs

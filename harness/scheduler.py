@@ -41,7 +41,6 @@ from harness.errors import RunError
 from harness.store import Store
 from harness.workspace import Workspace, git_commit
 from runners.base import EvalSet, Job, MeasureRules, ModelFile, Runner, runner_class
-from runners.base import fingerprint as fingerprint  # noqa: PLC0414 - re-exported
 from suites.datasets import load_dataset
 from suites.runtimes import get_runtime
 from suites.schema import Suite
@@ -208,6 +207,7 @@ def _device_worker(
 ) -> None:
     name = row["name"]
     runners: dict[str, Runner] = {}
+    stored_facts: dict[str, Any] | None = None
     unreachable = 0  # consecutive jobs that failed on the connection
     transport: Transport | None = None
     try:
@@ -261,9 +261,10 @@ def _device_worker(
                         job_id=job["id"],
                     )
                 finally:
-                    facts = getattr(runners.get(runner_name), "facts", None)
-                    if facts:
+                    facts = runners[runner_name].facts if runner_name in runners else None
+                    if facts and facts != stored_facts:
                         ctx.store.set_device_facts(name, facts)
+                        stored_facts = facts
             progress.advance(task)
             progress.advance(overall)
         progress.update(task, status="done")

@@ -26,7 +26,8 @@ from runners.records import Accuracy, DeviceHealth, JobMeasurement, Memory, Prov
 TIMED_REGION = "set inputs + invoke + read outputs"
 
 
-def _require_posix(transport: Transport) -> PosixHost:
+def require_posix(transport: Transport) -> PosixHost:
+    """The transport as a shell host, or a clear error for one without a shell."""
     if not isinstance(transport, PosixHost):
         raise DeviceError(
             f"the Python agent needs a device that runs commands; transport "
@@ -85,9 +86,8 @@ def pi_health(transport: PosixHost, facts: dict[str, Any]) -> DeviceHealth | Non
 class AgentRunner(Runner):
     def __init__(self, transport: Transport) -> None:
         super().__init__(transport)
-        self.host = _require_posix(transport)
+        self.host = require_posix(transport)
         self._agent: AgentClient | None = None
-        self.facts: dict[str, Any] = {}
 
     def _start(self) -> AgentClient:
         agent = AgentClient.start(self.host)

@@ -29,15 +29,16 @@ from runners.records import Accuracy, JobMeasurement
 
 @dataclass(frozen=True)
 class MeasureRules:
-    """How long and how often to measure (the suite's ``measure:``)."""
+    """How long and how often to measure (the suite's ``measure:``, whose schema
+    holds the defaults)."""
 
-    warmup_runs: int = 10
-    warmup_min_s: float = 0.1
-    min_runs: int = 50
-    min_duration_s: float = 0.5
-    repetitions: int = 5
-    max_runs: int = 100_000
-    timeout_s: float = 600.0
+    warmup_runs: int
+    warmup_min_s: float
+    min_runs: int
+    min_duration_s: float
+    repetitions: int
+    max_runs: int
+    timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,12 @@ class Job:
     key: str
     model: ModelFile
     setting: dict[str, Any]  # the runtime setting, e.g. {"runtime": "litert", "threads": 1}
-    measure: MeasureRules = MeasureRules()
+    measure: MeasureRules
     # Loads the accuracy split on demand (None: the suite measures no accuracy).
     evaluation: Callable[[], EvalSet] | None = None
     # Provenance the controller knows and runners cannot (edgebench version, commit,
     # controller host, recipe chain); runners add their own and copy these in.
     provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def runtime(self) -> str:
-        return str(self.setting["runtime"])
 
 
 class Runner(ABC):
@@ -88,6 +85,9 @@ class Runner(ABC):
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        # What the device said it is, from probe() or as a side effect of the last
+        # measure(); the controller stores it with the device.
+        self.facts: dict[str, Any] = {}
 
     @property
     def device(self) -> str:

@@ -20,7 +20,7 @@ from devices.errors import AgentError, CommandError, DeviceError
 from devices.power.sources import choose_source, sampler_request
 from devices.transport import PosixHost, Stream, Transport
 from runners.agent_client import AgentClient
-from runners.agent_runner import _require_posix, accuracy_of
+from runners.agent_runner import AgentRunner, accuracy_of, require_posix
 from runners.base import Job, Runner, fingerprint, register_runner
 from runners.power import power_record
 from runners.records import Accuracy, Figure, JobMeasurement, Power, Provenance
@@ -237,14 +237,12 @@ class TensorRTRunner(Runner):
 
     def __init__(self, transport: Transport) -> None:
         super().__init__(transport)
-        self.host = _require_posix(transport)
-        self.facts: dict[str, Any] = {}
+        self.host = require_posix(transport)
         self._agent: AgentClient | None = None
         self._driver: TrtexecDriver | None = None
 
     def probe(self) -> dict[str, Any]:
-        with AgentClient.start(self.host) as agent:
-            self.facts = agent.facts
+        self.facts = AgentRunner(self.host).probe()  # the agent asks the board
         return self.facts
 
     def measure(self, job: Job) -> JobMeasurement:

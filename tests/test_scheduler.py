@@ -48,7 +48,6 @@ STARTED = threading.Event()
 class ScriptedRunner(Runner):
     def __init__(self, transport: Any) -> None:
         super().__init__(transport)
-        self.facts: dict[str, Any] = {}
         self._killed = threading.Event()
 
     def probe(self) -> dict[str, Any]:

@@ -1186,22 +1186,23 @@ def _float(req: dict[str, Any], key: str, default: float) -> float:
 Opener = Callable[[str], Model]
 
 
-def _onnxruntime(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
+def _no_device(device: str | None) -> None:
+    # onnxruntime and LiteRT pick their device through providers/delegates; never
+    # measure a silent CPU fallback under a "cuda" label.
     if device not in (None, "cpu"):
-        # onnxruntime picks its device through providers; never measure a silent CPU
-        # fallback under a "cuda" label.
         raise AgentFailure(
             "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
         )
+
+
+def _onnxruntime(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
+    _no_device(device)
     providers = req.get("providers")
     return lambda path: OnnxModel(path, threads, providers)
 
 
 def _litert(req: dict[str, Any], threads: int | None, device: str | None) -> Opener:
-    if device not in (None, "cpu"):
-        raise AgentFailure(
-            "bad_request", f"device {device!r} is for runtime 'torch' only (use providers)"
-        )
+    _no_device(device)
     xnnpack = req.get("xnnpack")
     return lambda path: LiteRTModel(path, threads, xnnpack)
 
