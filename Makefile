@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench clean debian-test-deps
+.PHONY: demo test lint bench clean debian-test-deps debian-mcu-deps
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# Debian packages the emulated microcontroller needs (the demo has one): the Arm
+# toolchain and newlib-nano for the runner firmware, QEMU to run it.
+DEBIAN_MCU_PACKAGES := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
 # Debian packages the tests talk to as real peers.
-DEBIAN_TEST_PACKAGES := chromium openssh-server openssh-client iproute2 postgresql
-debian-test-deps:
+DEBIAN_TEST_PACKAGES := chromium openssh-server openssh-client iproute2 postgresql ser2net \
+  $(DEBIAN_MCU_PACKAGES)
+debian-mcu-deps: DEBIAN_TEST_PACKAGES := $(DEBIAN_MCU_PACKAGES)
+debian-mcu-deps debian-test-deps:
 	@missing=""; for p in $(DEBIAN_TEST_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -43,7 +48,7 @@ test: $(AGENT38)/.installed
 test: export EDGEBENCH_AGENT_PY38 := $(abspath $(AGENT38))/bin/python
 endif
 
-demo: $(STAMP)
+demo: $(STAMP) debian-mcu-deps
 	$(BIN)/edgebench demo
 
 test: $(STAMP) debian-test-deps

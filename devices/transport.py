@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from devices.boards import BoardError, BoardSpec, load_board
 from devices.errors import TransportError, TransportTimeout, UnknownTransportError
 from devices.power.sources import PowerOptions
 
@@ -163,6 +164,8 @@ class Transport(ABC):
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise TransportError(f"option {problems[0]}{more}", device=device.name)
+        # The device's options as this transport's typed model (read these, not the dict).
+        self.options = self.Options.model_validate(dict(device.options))
 
     @abstractmethod
     def push(self, local: Path, sha256: str, name: str | None = None) -> str:
@@ -182,6 +185,104 @@ class Transport(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections; safe to call twice."""
+
+
+class ByteStream(ABC):
+    """A byte stream to a device without a shell: a serial line, an emulator's UART
+    on a socket. Unlike :class:`Stream` it is not line-based: the MCU protocols are
+    binary frames (``runners/mcu/PROTOCOL.md``) and the EEMBC text protocol."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (all of it)."""
+
+    @abstractmethod
+    def read(self, size: int, timeout: float) -> bytes:
+        """Up to ``size`` bytes, waiting at most ``timeout`` seconds for the first;
+        ``b""`` when nothing arrived in time. Raises ``TransportError`` when the
+        line is gone (port unplugged, emulator exited)."""
+
+    @abstractmethod
+    def discard_input(self) -> None:
+        """Drop whatever has arrived and not been read (stale bytes, boot banner)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the line; safe to call twice."""
+
+
+class McuOptions(DeviceOptions):
+    """Options every microcontroller transport takes (real or emulated)."""
+
+    board: str  # a profile in devices/boards/ (`device add --board`)
+    baud: int | None = Field(None, gt=0)  # default: the profile's
+    # Limits of a smaller part than the profile's (the fit check compares with these).
+    ram_bytes: int | None = Field(None, gt=0)
+    flash_bytes: int | None = Field(None, gt=0)
+
+    @field_validator("board")
+    @classmethod
+    def _known_board(cls, value: str) -> str:
+        load_board(value)  # BoardError is a ValueError: pydantic reports it on `board`
+        return value
+
+
+class McuTarget(Transport):
+    """A microcontroller (real, behind a serial line, or emulated): no shell and no
+    file system. ``push`` flashes a firmware image; the runner then talks to the
+    firmware over :meth:`open_serial`. The board's limits and build flags come from
+    its profile (``devices/boards.py``)."""
+
+    # True for QEMU and Renode: counts are executed instructions, not a board's own
+    # timing, and every figure derived from them is labelled emulated.
+    emulated: ClassVar[bool] = False
+    Options: ClassVar[type[DeviceOptions]] = McuOptions
+    options: McuOptions
+
+    def __init__(self, device: DeviceConfig, workspace: Path) -> None:
+        super().__init__(device, workspace)
+        try:
+            self._board = load_board(self.options.board).limited(
+                self.options.ram_bytes, self.options.flash_bytes
+            )
+        except BoardError as e:
+            raise TransportError(str(e), device=device.name) from None
+
+    @property
+    def board(self) -> BoardSpec:
+        """The board's profile, with the part's own limits where the options give them."""
+        return self._board
+
+    @property
+    def baud(self) -> int:
+        return self.options.baud or self._board.baud
+
+    @property
+    def ram_limit_bytes(self) -> int:
+        return self._board.ram_bytes
+
+    @property
+    def flash_limit_bytes(self) -> int:
+        return self._board.flash_bytes
+
+    @abstractmethod
+    def flash(self, firmware: Path, sha256: str) -> None:
+        """Make ``firmware`` (an ELF) the image the board runs, and reset it.
+        Flashing the image that is already there may be skipped."""
+
+    @abstractmethod
+    def open_serial(self) -> ByteStream:
+        """The board's UART, connected to the running firmware."""
+
+    def push(self, local: Path, sha256: str, name: str | None = None) -> str:
+        self.flash(local, sha256)
+        return f"flash:{sha256}"
+
+    def open_stream(self, argv: list[str]) -> Stream:
+        raise TransportError(
+            f"transport {self.name!r} is a microcontroller: it runs firmware, not {argv[:1]}",
+            device=self.device.name,
+        )
 
 
 class PosixHost(Transport):
@@ -275,7 +376,8 @@ def make_transport(device: DeviceConfig, workspace: Path) -> Transport:
 
 def _load_builtin_transports() -> None:
     # Importing a transport module runs its @register_transport decorator.
-    from devices import local, memory, ssh  # noqa: F401
+    from devices import local, memory, qemu, serial, ssh  # noqa: F401
+    from devices.emulators import renode  # noqa: F401
 
 
 def sha256_file(path: Path) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,10 +104,22 @@ def print_json(obj: Any) -> None:
 @device_app.command("add")
 def device_add(
     name: str,
-    transport: Annotated[str, typer.Option(help="How to reach it: local, ssh.")] = "local",
+    transport: Annotated[
+        str, typer.Option(help="How to reach it: local, ssh, qemu, serial, renode.")
+    ] = "local",
     address: Annotated[
-        str, typer.Option("--address", "--host", help="Transport address (ssh: user@host[:port]).")
+        str,
+        typer.Option(
+            "--address",
+            "--host",
+            help="Transport address (ssh: user@host[:port]; serial: /dev/ttyACM0, "
+            "socket://host:port, rfc2217://host:port).",
+        ),
     ] = "",
+    board: Annotated[
+        str | None,
+        typer.Option(help="Microcontrollers: board profile (e.g. mps2-an386, nucleo-f746zg)."),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="k=v tag (repeatable).")] = None,
     device_type: Annotated[str | None, typer.Option("--type", help="Device type profile.")] = None,
     python: Annotated[str | None, typer.Option(help="Python the agent runs under.")] = None,
@@ -134,6 +148,9 @@ def device_add(
         options["identity_file"] = str(identity.expanduser().resolve())
     if proxy_jump:
         options["proxy_jump"] = proxy_jump
+    if board:
+        options["board"] = board
+        device_type = device_type or board
     if transport == "ssh" and not address:
         raise UsageError("--transport ssh needs --host user@host[:port]")
     ws = workspace()
@@ -414,6 +431,7 @@ def variants_cmd(suite: str, as_json: Annotated[bool, typer.Option("--json")] = 
                 "accuracy_meaningful": facts["accuracy_meaningful"],
                 "host_accuracy": v.meta.get("host_accuracy"),
                 "sha256": v.artifact.sha256,
+                "path": str(v.artifact.path),  # the built file, e.g. for `edgebench infer`
             }
         )
     if as_json:
@@ -768,13 +786,12 @@ def infer_cmd(
     import numpy as np
 
     from devices.transport import make_transport, sha256_file
-    from harness.scheduler import device_config
+    from harness.scheduler import device_config, serves
     from runners.base import ModelFile, runner_class
-    from suites.runtimes import runtime_for_file, runtimes
+    from suites.runtimes import runtimes
 
-    runtime = runtime_for_file(model.suffix)
-    if runtime is None:
-        known = " or ".join(sorted({x for r in runtimes() for x in r.suffixes}))
+    known = " or ".join(sorted({x for r in runtimes() for x in r.suffixes}))
+    if model.suffix not in known.split(" or "):
         raise UsageError(f"{model}: model must be {known}")
     if not model.is_file():
         raise UsageError(f"{model}: no such file")
@@ -787,6 +804,14 @@ def infer_cmd(
         raise UsageError(f"{input}: cannot read as .npy: {e}") from None
     ws = workspace()
     row = _get_device(open_store(ws), device)
+    # The first runtime for this file suffix whose runner drives this kind of device
+    # (LiteRT on a shell host, the MCU firmware on a microcontroller).
+    runtime = next(
+        (r for r in runtimes() if model.suffix in r.suffixes and serves(r.name, row["transport"])),
+        None,
+    )
+    if runtime is None:
+        raise UsageError(f"{model}: no runtime runs {model.suffix} files on device {device!r}")
     transport = make_transport(device_config(row), ws.home)
     setting = runtime.settings(runtime=runtime.name, threads=[threads]).job_settings()[0]
     file = ModelFile(model, sha256_file(model), runtime.formats[0], model.stat().st_size)
@@ -832,6 +857,58 @@ def import_cmd(
     _summarize(store, run_id, ws, write_html=False)
 
 
+class EmulateTarget(StrEnum):
+    mcu = "mcu"
+
+
+@app.command("emulate")
+def emulate_cmd(
+    target: Annotated[EmulateTarget, typer.Argument(help="What to emulate: mcu.")],
+    board: Annotated[str, typer.Option(help="Board profile to emulate.")] = "mps2-an386",
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="TCP port of the emulated UART.")
+    ] = 4555,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Full-integer .tflite to run (default: the mcu suite's baseline)."),
+    ] = None,
+) -> None:
+    """Run an emulated device in the foreground, for driving by hand or by another
+    tool (MLPerf Tiny's runner) through socket://127.0.0.1:PORT; Ctrl-C stops it."""
+    from devices.boards import BoardError, load_board
+    from devices.transport import sha256_file
+    from runners.base import ModelFile
+    from runners.mcu.runner import NotDeployable, build_image
+
+    try:
+        spec = load_board(board)
+    except BoardError as e:
+        raise UsageError(f"--board: {e}") from None
+    if not spec.qemu_machine:
+        raise UsageError(f"--board {board}: QEMU does not emulate this board")
+    ws = workspace()
+    if model is None:
+        suite, variants = _build(resolve_suite_path("mcu"), ws, open_store(ws))
+        chosen = next(v for v in variants if v.name == suite.baseline)
+        model = chosen.artifact.path
+    elif not model.is_file():
+        raise UsageError(f"--model {model}: no such file")
+    file = ModelFile(model, sha256_file(model), "tflite", model.stat().st_size)
+    try:
+        with console.status(f"building the firmware for {board} ..."):
+            firmware = build_image(file, spec, ws.home / "mcu").firmware
+    except NotDeployable as e:
+        raise UsageError(f"{model}: cannot run on {board}: {e}") from None
+    from devices.qemu import run_foreground
+
+    console.print(
+        f"{spec.description}: UART on socket://127.0.0.1:{port} "
+        f"(firmware {firmware.sha256[:12]}, model {model.name}); Ctrl-C stops it",
+        highlight=False,
+    )
+    run_foreground(spec, firmware.elf, port)
+
+
 @app.command("demo")
 def demo_cmd() -> None:
     """Train a small CNN, make int8 variants, benchmark them here, write a report."""
@@ -842,7 +919,31 @@ def demo_cmd() -> None:
         store.add_device({"name": "local", "transport": "local", "tags": {"role": "controller"}})
         console.print("registered this machine as device [bold]local[/]")
     device_check("local", as_json=False)
-    run_id = do_run("digits", ["local"], None, None, ws, store)
+    devices = ["local"]
+    # An emulated Cortex-M4 beside this machine, when QEMU and the Arm toolchain are
+    # here (`make demo` installs them): the int8 variant runs on it as firmware.
+    missing = [tool for tool in ("qemu-system-arm", "arm-none-eabi-gcc") if not shutil.which(tool)]
+    if missing:
+        console.print(
+            f"no emulated MCU in this demo: {', '.join(missing)} not found "
+            "(apt install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)",
+            highlight=False,
+        )
+    else:
+        if store.get_device("mcu-m4") is None:
+            store.add_device(
+                {
+                    "name": "mcu-m4",
+                    "transport": "qemu",
+                    "device_type": "mps2-an386",
+                    "tags": {"role": "emulated-mcu"},
+                    "options": {"board": "mps2-an386"},
+                }
+            )
+            console.print("registered an emulated Cortex-M4 (QEMU mps2-an386) as [bold]mcu-m4[/]")
+        device_check("mcu-m4", as_json=False)
+        devices.append("mcu-m4")
+    run_id = do_run("digits", devices, None, None, ws, store)
     _summarize(store, run_id, ws, write_html=True)
     console.print(f"demo finished in {time.monotonic() - start:.0f} s", highlight=False)
 
@@ -875,6 +976,8 @@ def main(argv: list[str] | None = None) -> None:
         click_errors += (vendored.ClickException,)
 
     def error_line(message: str) -> None:
+        # One line even where click's message has several ("Choose from:\n\tmcu").
+        message = " ".join(message.split())
         err_console.print(f"edgebench: error: {message}", highlight=False, markup=False)
 
     try:

@@ -44,6 +44,13 @@ RULES: tuple[Rule, ...] = (
     # Accuracy in percentage points: 0.005 = 0.5 pp, about one digit of the digits test set.
     Rule("accuracy", "Accuracy", "accuracy", False, 0.005, absolute=True, kind="fraction"),
     Rule("energy", "Energy / inference", "energy_per_inference_j", True, 0.10, kind="joules"),
+    # Microcontrollers: deterministic under QEMU -icount and fixed by the image, so any
+    # change is real and judged exactly (a PR that grows RAM, flash or work fails).
+    Rule(
+        "instructions", "Instructions / inference", "executed_instructions", True, 0.0, kind="count"
+    ),
+    Rule("ram", "Static RAM", "static_ram_bytes", True, 0.0, kind="bytes"),
+    Rule("flash", "Flash", "flash_bytes", True, 0.0, kind="bytes"),
 )
 RULE_NAMES = tuple(r.name for r in RULES)
 

@@ -110,7 +110,11 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport
                     if value("executed_instructions") is not None
                     else None
                 ),
+                arena_bytes=value("arena"),
+                ram_limit_bytes=value("ram_limit"),
+                flash_limit_bytes=value("flash_limit"),
                 emulated=bool(record and record.emulated),
+                not_deployable=record.not_deployable if record else None,
                 estimated=sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
             )
         )

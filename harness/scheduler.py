@@ -34,7 +34,14 @@ from rich.progress import (
 )
 
 from devices.errors import DeviceError, TransportError
-from devices.transport import DeviceConfig, PosixHost, Transport, make_transport
+from devices.transport import (
+    DeviceConfig,
+    McuTarget,
+    PosixHost,
+    Transport,
+    make_transport,
+    transport_class,
+)
 from harness import __version__, figures, stats
 from harness.artifacts import ArtifactCache, Variant
 from harness.errors import RunError
@@ -59,18 +66,32 @@ def setting_label(setting: dict[str, Any]) -> str:
         label += " " + ",".join(p.removesuffix("ExecutionProvider") for p in setting["providers"])
     if setting.get("xnnpack") is not None:
         label += " xnnpack" if setting["xnnpack"] else " no-xnnpack"
+    if setting.get("optimize") and setting["optimize"] != "O2":
+        label += f" -{setting['optimize']}"
+    if setting.get("dsp") is False:
+        label += " no-dsp"
     return label
 
 
+def serves(runtime_name: str, transport_name: str) -> bool:
+    """Can the runner of this runtime drive a device on this transport?"""
+    runner = runner_class(get_runtime(runtime_name).runner)
+    return issubclass(transport_class(transport_name), runner.serves)
+
+
 def plan_jobs(
-    suite: Suite, variants: Sequence[Variant], device_names: Sequence[str]
+    suite: Suite, variants: Sequence[Variant], devices: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Every compatible variant x setting x device, in a stable order."""
+    """Every compatible variant x setting x device, in a stable order: the runtime
+    loads the variant's format and its runner drives the device's transport."""
     planned = []
-    for device in device_names:
+    for row in devices:
+        device = row["name"]
         for v in variants:
             for s in suite.settings:
                 if v.format not in get_runtime(s.runtime).formats:
+                    continue
+                if not serves(s.runtime, row["transport"]):
                     continue
                 for setting in s.job_settings():
                     key = f"{device}|{v.model}|{v.name}|{setting_label(setting)}"
@@ -280,6 +301,8 @@ def probe_runner(transport: Transport) -> Runner:
     """The runner that asks a device what it is (``device check``)."""
     if isinstance(transport, PosixHost):
         return runner_class("agent")(transport)
+    if isinstance(transport, McuTarget):
+        return runner_class("mcu")(transport)
     raise RunError(
         f"device {transport.device.name}: no runner can probe a {transport.name!r} device"
     )
@@ -377,9 +400,12 @@ def new_run(
     variants: Sequence[Variant],
     devices: Sequence[dict[str, Any]],
 ) -> str:
-    planned = plan_jobs(suite, variants, [d["name"] for d in devices])
+    planned = plan_jobs(suite, variants, devices)
     if not planned:
-        raise RunError("the suite plans no jobs: no setting's runtime matches any variant's format")
+        raise RunError(
+            "the suite plans no jobs: no setting's runtime matches any variant's format"
+            " on these devices' transports"
+        )
     return store.create_run(
         suite_name=suite.name,
         suite_path=str(suite_path),

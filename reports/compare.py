@@ -11,7 +11,15 @@ import html
 import re
 from typing import Any
 
-from reports.tables import fmt_bytes, fmt_joules, fmt_pct, fmt_pp, fmt_seconds, one_line
+from reports.tables import (
+    fmt_bytes,
+    fmt_count,
+    fmt_joules,
+    fmt_pct,
+    fmt_pp,
+    fmt_seconds,
+    one_line,
+)
 
 # (name, header, value kind) in harness.compare.RULES order; kept here so that reports does
 # not import the controller.
@@ -22,10 +30,19 @@ COLUMNS = (
     ("size", "File size", "bytes"),
     ("accuracy", "Accuracy", "fraction"),
     ("energy", "Energy / inference", "joules"),
+    ("instructions", "Instructions / inference", "count"),
+    ("ram", "Static RAM", "bytes"),
+    ("flash", "Flash", "bytes"),
 )
 _KIND = {name: kind for name, _, kind in COLUMNS}
 _HEADER = {name: header for name, header, _ in COLUMNS}
-_FORMAT = {"seconds": fmt_seconds, "bytes": fmt_bytes, "fraction": fmt_pct, "joules": fmt_joules}
+_FORMAT = {
+    "seconds": fmt_seconds,
+    "bytes": fmt_bytes,
+    "fraction": fmt_pct,
+    "joules": fmt_joules,
+    "count": fmt_count,
+}
 
 
 def _value(kind: str, value: float | None) -> str:
@@ -112,15 +129,31 @@ def md_escape(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line(str(text)), quote=False))
 
 
+# Shown in the markdown table only when a job of either run has the figure (MCUs).
+_OPTIONAL = ("instructions", "ram", "flash")
+
+
+def _shown_columns(cmp: dict[str, Any]) -> list[tuple[str, str, str]]:
+    present = {
+        m["metric"]
+        for row in cmp["rows"]
+        for m in row.get("metrics") or []
+        if m["a"] is not None or m["b"] is not None
+    }
+    return [c for c in COLUMNS if c[0] not in _OPTIONAL or c[0] in present]
+
+
 def format_markdown(cmp: dict[str, Any]) -> str:
     a, b = cmp["run_a"]["id"], cmp["run_b"]["id"]
+    columns = _shown_columns(cmp)
+    names = {name for name, _, _ in columns}
     out = [
         f"### edgebench compare `{md_escape(a)}` → `{md_escape(b)}`",
         "",
         md_escape(headline(cmp)),
         "",
-        "| Device | Variant | Runtime | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
-        "|---|---|---|" + "---|" * len(COLUMNS),
+        "| Device | Variant | Runtime | " + " | ".join(h for _, h, _ in columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
     ]
     for row in cmp["rows"]:
         head = "| " + " | ".join(md_escape(row[k]) for k in ("device", "variant", "setting")) + " |"
@@ -128,10 +161,12 @@ def format_markdown(cmp: dict[str, Any]) -> str:
             note = md_escape(row["note"])
             if row["regressed"]:
                 note = f"**regressed**: {note}"
-            out.append(head + f" {note} |" + " |" * (len(COLUMNS) - 1))
+            out.append(head + f" {note} |" + " |" * (len(columns) - 1))
             continue
         cells = []
         for m in row["metrics"]:
+            if m["metric"] not in names:
+                continue
             text = md_escape(figure_text(m))
             if m["verdict"] == "regressed":
                 text = f"**{text} regressed**"

@@ -64,6 +64,14 @@ JOB_COLUMNS = (
     "energy_per_inference_j",
     "power_rail",
     "power_sample_rate_hz",
+    "static_ram_bytes",
+    "flash_bytes",
+    "arena_bytes",
+    "ram_limit_bytes",
+    "flash_limit_bytes",
+    "executed_instructions",
+    "emulated",
+    "not_deployable",
     "estimated",
 )
 SAMPLE_COLUMNS = (

@@ -199,9 +199,12 @@ def group_by_device(data: RunReport) -> list[tuple[DeviceInfo, list[JobResult]]]
 def runtime_label(result: JobResult) -> str:
     """The Runtime column: `setting` ("onnxruntime t=1"), else built from runtime/threads."""
     if result.setting:
-        return result.setting
-    runtime = result.runtime or "-"
-    return runtime if result.threads is None else f"{runtime} t={result.threads}"
+        label = result.setting
+    else:
+        runtime = result.runtime or "-"
+        label = runtime if result.threads is None else f"{runtime} t={result.threads}"
+    # Emulated figures are instruction counts at a board clock, not a board's timing.
+    return f"{label} (emulated)" if result.emulated else label
 
 
 def variant_labels(results: Sequence[JobResult]) -> list[str]:
@@ -288,6 +291,8 @@ def _row(
     status = result.status or "pending"
     if status == "failed":
         message: str | None = "FAILED: " + one_line(result.error or "unknown error")
+    elif result.not_deployable:
+        message = "NOT DEPLOYABLE: " + one_line(result.not_deployable)
     elif status != "done":
         message = status.upper()
     else:
@@ -326,7 +331,7 @@ def _row(
         "accuracy_n": result.accuracy_n if meaningful else None,
         "latency": _latency_text(latency),
         "p99": fmt_seconds(latency.p99 if latency else None),
-        "peak_mem": fmt_bytes(result.peak_rss_bytes),
+        "peak_mem": _memory_text(result),
         "energy": fmt_joules(result.energy_per_inference_j),
         "n": str(latency.n) if latency and latency.n is not None else "-",
         "init": fmt_seconds(result.init_s),
@@ -334,6 +339,21 @@ def _row(
         "mean_power": fmt_watts(result.mean_power_w),
         "estimated": estimated,
     }
+
+
+def _memory_text(result: JobResult) -> str:
+    """Peak RSS on an OS; on a microcontroller the image's static RAM and flash against
+    the board's limits ("RAM 31.2 KiB / 4.0 MiB, flash 60.1 KiB / 4.0 MiB")."""
+    if result.static_ram_bytes is None and result.flash_bytes is None:
+        return fmt_bytes(result.peak_rss_bytes)
+
+    def against(value: float | None, limit: float | None) -> str:
+        return fmt_bytes(value) + (f" / {fmt_bytes(limit)}" if limit else "")
+
+    return (
+        f"RAM {against(result.static_ram_bytes, result.ram_limit_bytes)}, "
+        f"flash {against(result.flash_bytes, result.flash_limit_bytes)}"
+    )
 
 
 def _latency_text(latency: LatencyStats | None) -> str:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from devices.transport import Transport
+from devices.transport import PosixHost, Transport
 from runners.records import Accuracy, JobMeasurement
 
 
@@ -82,6 +82,9 @@ class Runner(ABC):
     and worker thread; not for concurrent use."""
 
     name: ClassVar[str]
+    # The kind of transport the runner drives; the scheduler plans a runtime's jobs
+    # only on devices whose transport is one (no LiteRT job on a microcontroller).
+    serves: ClassVar[type[Transport]] = PosixHost
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -151,6 +154,7 @@ def runner_class(name: str) -> type[Runner]:
 def _load_builtin_runners() -> None:
     # Importing a runner module runs its @register_runner decorator.
     from runners import agent_runner, tensorrt  # noqa: F401
+    from runners.mcu import runner  # noqa: F401
 
 
 def fingerprint(facts: dict[str, Any]) -> str:

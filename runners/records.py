@@ -189,6 +189,9 @@ class JobMeasurement:
     emulated: bool = False
     executed_instructions: int | None = None
     note: str | None = None
+    # Why the variant cannot run on this device at all (does not fit RAM/flash, an
+    # unsupported operator): a result, shown as a "not deployable" row, not a failure.
+    not_deployable: str | None = None
     # Runner-specific raw replies kept for re-analysis (agent load reply, trtexec
     # engine and build log tail); reports never read them.
     details: dict[str, Any] = field(default_factory=dict)
@@ -312,7 +315,11 @@ class JobResult:
     static_ram_bytes: float | None = None
     flash_bytes: float | None = None
     executed_instructions: int | None = None
+    arena_bytes: float | None = None
+    ram_limit_bytes: float | None = None  # the board's limits the fit check used
+    flash_limit_bytes: float | None = None
     emulated: bool = False
+    not_deployable: str | None = None  # why it cannot run there (fit, operators)
     # Field names of this record whose figure is estimated ("latency_s", ...).
     estimated: list[str] = field(default_factory=list)
 

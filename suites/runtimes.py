@@ -142,3 +142,23 @@ class TensorRTSettings(RuntimeSettings):
 
     def extra(self) -> dict[str, Any]:
         return {"providers": None, "precision": self.precision}
+
+
+@runtime("mcu", formats=("tflite",), runner="mcu", suffixes=(".tflite",))
+class McuSettings(RuntimeSettings):
+    """A full-integer int8 .tflite compiled to C with edgebench's kernels and run by
+    the runner firmware on a microcontroller (real or emulated). ``threads`` does not
+    apply (one core, no OS)."""
+
+    runtime: Literal["mcu"]
+    # The compiler's optimisation level for the whole image (model, kernels, runtime).
+    optimize: Literal["O2", "O3", "Os"] = "O2"
+    # Cortex-M4/M7 DSP instructions (SMLAD) in the conv and fully-connected loops;
+    # false builds the portable C kernels (same outputs, more instructions).
+    dsp: bool = True
+
+    def job_settings(self) -> list[dict[str, Any]]:
+        return [{"runtime": self.name, "threads": None, "providers": None, **self.extra()}]
+
+    def extra(self) -> dict[str, Any]:
+        return {"optimize": self.optimize, "dsp": self.dsp}

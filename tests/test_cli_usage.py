@@ -76,6 +76,12 @@ CASES: dict[str, list] = {
             names="option '--trust-on-first-use' " + NO_VALUE,
         ),
         wrong("device", "add", "bench1", "surplus", names=EXTRA + "(s) (surplus)"),
+        wrong("device", "add", "m4", "--board", names="option '--board' " + NEEDS_VALUE),
+        wrong(
+            "device",
+            *("add", "m4", "--transport", "qemu", "--board", "mps2-an999"),
+            names="unknown board 'mps2-an999'",
+        ),
     ),
     "device list": _mistakes(
         "device list",
@@ -206,6 +212,20 @@ CASES: dict[str, list] = {
             names="option '--threads' " + NEEDS_VALUE,
         ),
         wrong("infer", "m.onnx", "--device", names="option '--device' " + NEEDS_VALUE),
+    ),
+    "emulate": _mistakes(
+        "emulate",
+        ("mcu",),
+        wrong("emulate", names="missing argument 'target"),
+        wrong("emulate", "phone2", names="invalid value for 'target"),
+        wrong("emulate", "mcu", "--port", "0", names="invalid value for '--port'"),
+        wrong("emulate", "mcu", "--port", "70000", names="invalid value for '--port'"),
+        wrong("emulate", "mcu", "--port", "x", names="invalid value for '--port'"),
+        wrong("emulate", "mcu", "--board", names="option '--board' " + NEEDS_VALUE),
+        wrong("emulate", "mcu", "--board", "nope", names="unknown board 'nope'"),
+        wrong("emulate", "mcu", "--board", "nucleo-f746zg", names="QEMU does not emulate"),
+        wrong("emulate", "mcu", "--model", "missing.tflite", names="--model missing.tflite"),
+        wrong("emulate", "mcu", "extra", names=EXTRA),
     ),
     "import": _mistakes(
         "import",

@@ -266,7 +266,8 @@ ROUND_TRIPS = {
 
 
 def test_every_registered_source_has_a_recorded_round_trip() -> None:
-    assert set(source_names()) == set(ROUND_TRIPS)
+    # The MCU meters (ppk2, joulescope) have their recorded round trips in test_mcu_power.py.
+    assert set(source_names()) == set(ROUND_TRIPS) | {"ppk2", "joulescope"}
 
 
 @pytest.mark.parametrize(

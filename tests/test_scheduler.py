@@ -21,6 +21,7 @@ from rich.console import Console
 
 from devices.errors import AgentError, TransportError
 from devices.memory import MemoryDevice, attach, detach
+from devices.transport import Transport
 from harness import scheduler
 from harness.artifacts import Artifact, Variant
 from harness.store import Store
@@ -46,6 +47,8 @@ STARTED = threading.Event()
 
 @register_runner("scripted")
 class ScriptedRunner(Runner):
+    serves = Transport  # the in-memory transport is no shell host
+
     def __init__(self, transport: Any) -> None:
         super().__init__(transport)
         self._killed = threading.Event()

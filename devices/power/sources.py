@@ -46,7 +46,7 @@ DEFAULT_INTERVAL_MS = 100
 # Option values of ``power`` that are not sources.
 AUTO, NONE = "auto", "none"
 # Modules that register the built-in sources (imported on first use of the registry).
-BUILTIN_MODULES = ("tegrastats", "ina3221", "rpi", "nvml")
+BUILTIN_MODULES = ("tegrastats", "ina3221", "rpi", "nvml", "ppk2", "joulescope")
 
 
 class Reading(NamedTuple):
