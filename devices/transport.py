@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -219,6 +219,19 @@ class McuOptions(DeviceOptions):
     # Limits of a smaller part than the profile's (the fit check compares with these).
     ram_bytes: int | None = Field(None, gt=0)
     flash_bytes: int | None = Field(None, gt=0)
+    # What the board's firmware speaks: edgebench's framed protocol (edgebench builds
+    # and flashes the image per model) or the EEMBC/MLPerf Tiny text protocol (an
+    # existing benchmark firmware, e.g. MLPerf Tiny's reference, that holds the model).
+    protocol: Literal["framed", "eembc"] = "framed"
+    # eembc: the ELF to flash before measuring; unset, the board already runs it.
+    firmware: str | None = None
+    # A meter on the controller's USB in the board's supply (option power=ppk2 or
+    # power=joulescope): its port (PPK2) or serial number (Joulescope), found by USB
+    # name when unset; the PPK2's mode (ampere: measure only; source: it powers the
+    # board at meter_voltage_mv).
+    meter_port: str | None = None
+    meter_mode: Literal["ampere", "source"] = "ampere"
+    meter_voltage_mv: int = Field(3300, ge=800, le=5000)
 
     @field_validator("board")
     @classmethod

@@ -153,15 +153,17 @@ def device_add(
         device_type = device_type or board
     if transport == "ssh" and not address:
         raise UsageError("--transport ssh needs --host user@host[:port]")
+    config = DeviceConfig(name=name, transport=transport, address=address, options=options)
+    try:
+        # Validates the address and options (no connection), before the workspace exists.
+        checker = make_transport(config, Workspace.from_env(db=state.db).home)
+    except DeviceError as e:
+        raise UsageError(str(e)) from None  # a typo in the address is a usage mistake
     ws = workspace()
     store = open_store(ws)
     if store.get_device(name) is not None and not replace:
+        checker.close()
         raise UsageError(f"device {name!r} already exists (use --replace)")
-    config = DeviceConfig(name=name, transport=transport, address=address, options=options)
-    try:
-        checker = make_transport(config, ws.home)  # validates address and options; no connection
-    except DeviceError as e:
-        raise UsageError(str(e)) from None  # a typo in the address is a usage mistake
     if trust_on_first_use:
         # Connect once with TOFU so the key is recorded now, visibly; the option itself is
         # not stored, so a lost known_hosts file later is refused, not silently re-trusted.
@@ -886,13 +888,13 @@ def emulate_cmd(
         raise UsageError(f"--board: {e}") from None
     if not spec.qemu_machine:
         raise UsageError(f"--board {board}: QEMU does not emulate this board")
+    if model is not None and not model.is_file():
+        raise UsageError(f"--model {model}: no such file")
     ws = workspace()
     if model is None:
         suite, variants = _build(resolve_suite_path("mcu"), ws, open_store(ws))
         chosen = next(v for v in variants if v.name == suite.baseline)
         model = chosen.artifact.path
-    elif not model.is_file():
-        raise UsageError(f"--model {model}: no such file")
     file = ModelFile(model, sha256_file(model), "tflite", model.stat().st_size)
     try:
         with console.status(f"building the firmware for {board} ..."):

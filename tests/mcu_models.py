@@ -142,6 +142,37 @@ def _digits_cnn() -> Any:
     )
 
 
+def _in_place_cnn() -> Any:
+    """Not an MLPerf network: the in-place kernel paths the MLPerf shapes miss, in
+    a chain where each input dies at the op that reads it. A channels-first 7x9
+    input (a fused TRANSPOSE), a 3x3 stride-1 conv on an odd width (pixel pairs
+    span rows), a depthwise, a dilated conv, a MUL of equal shapes, a VALID conv
+    that narrows, a 5x5 depthwise (a ring of 3 rows)."""
+    import torch
+    from torch import nn
+
+    class InPlaceCnn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(8, 8, 3, padding=1)
+            self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.dilated = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+            self.pointwise = nn.Conv2d(8, 8, 1)
+            self.valid = nn.Conv2d(8, 4, 3)
+            self.dw5 = nn.Conv2d(4, 4, 5, padding=2, groups=4)
+            self.fc = nn.Linear(4 * 5 * 7, 6)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+            d = self.dilated(torch.relu(self.dw(a)))
+            m = d * torch.relu(self.pointwise(d))
+            f = torch.relu(self.dw5(torch.relu(self.valid(m))))
+            return self.fc(f.flatten(1))
+
+    return InPlaceCnn()
+
+
 def _tanh_net() -> Any:
     """A model with an operator the MCU compiler does not support (TANH)."""
     from torch import nn
@@ -157,6 +188,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("mobilenet_v1_025", (1, 3, 96, 96), _mobilenet_v1_025),
         ModelSpec("fc_autoencoder", (1, 640), _fc_autoencoder),
         ModelSpec("digits_cnn", (1, 1, 8, 8), _digits_cnn),
+        ModelSpec("in_place_cnn", (1, 8, 7, 9), _in_place_cnn),
         ModelSpec("tanh_net", (1, 16), _tanh_net),
     )
 }

@@ -223,7 +223,7 @@ CASES: dict[str, list] = {
         wrong("emulate", "mcu", "--port", "x", names="invalid value for '--port'"),
         wrong("emulate", "mcu", "--board", names="option '--board' " + NEEDS_VALUE),
         wrong("emulate", "mcu", "--board", "nope", names="unknown board 'nope'"),
-        wrong("emulate", "mcu", "--board", "nucleo-f746zg", names="QEMU does not emulate"),
+        wrong("emulate", "mcu", "--board", "nucleo-f746zg", names="qemu does not emulate"),
         wrong("emulate", "mcu", "--model", "missing.tflite", names="--model missing.tflite"),
         wrong("emulate", "mcu", "extra", names=EXTRA),
     ),

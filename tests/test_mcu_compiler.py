@@ -300,9 +300,13 @@ def _inputs(host: HostModel, count: int) -> list[np.ndarray]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["c", "dsp"])
-# +float_io: QUANTIZE/DEQUANTIZE at a float32 boundary; +in_place: every
-# pointwise conv that may overwrite its input does (not only where it pays).
-@pytest.mark.parametrize("name", [*MODELS, "ds_cnn+float_io", "mobilenet_v1_025+in_place"])
+# +float_io: QUANTIZE/DEQUANTIZE at a float32 boundary; +in_place: every conv,
+# depthwise conv, ADD and MUL that may overwrite its input does (not only where
+# it pays); in_place_cnn has the in-place shapes the MLPerf models lack.
+@pytest.mark.parametrize("name", [
+    *MODELS, "ds_cnn+float_io", "ds_cnn+in_place", "resnet8+in_place",
+    "mobilenet_v1_025+in_place", "in_place_cnn", "in_place_cnn+in_place",
+])
 def test_bit_exact_with_tflite_micro(
     name: str, variant: str, model_dir: Path, build_root: Path
 ) -> None:
@@ -345,9 +349,14 @@ def tflm_arena_used_bytes(path: Path) -> int:
     return int(match.group(1))
 
 
+# Our arena (activations and kernel scratch, the graph input kept whole) is at
+# least this much smaller than TFLM's for every model.
+ARENA_SAVING_TARGET = 0.25
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
-def test_arena_is_smaller_than_tflite_micro(
+def test_arena_is_a_quarter_smaller_than_tflite_micro(
     name: str, model_dir: Path, build_root: Path, record_property: pytest.RecordProperty
 ) -> None:
     host = _host_model(name, "c", model_dir, build_root)
@@ -357,4 +366,4 @@ def test_arena_is_smaller_than_tflite_micro(
     record_property("tflm_arena_bytes", tflm)
     print(f"{name}: arena {ours} bytes, TFLM {tflm} bytes ({1 - ours / tflm:.0%} smaller), "
           f"weights {host.compiled.weights_bytes}, MACs {host.compiled.macs}")
-    assert ours < tflm
+    assert ours <= (1 - ARENA_SAVING_TARGET) * tflm

@@ -41,25 +41,35 @@ def test_digits_variants_deliver_what_each_technique_promises(eb: Runner) -> Non
 def test_demo_end_to_end(eb: Runner) -> None:
     out = eb("demo", timeout=900).stdout
     assert "registered this machine as device local" in out
+    assert "registered an emulated Cortex-M4 (QEMU mps2-an386) as mcu-m4" in out
     assert "report:" in out and "demo finished in" in out
     report = Path(out.split("report:")[-1].split()[0])
     html = report.read_text()
     assert "Pareto" in html or "pareto" in html
+    assert "NOT DEPLOYABLE" in html and "(emulated)" in html
 
     db = eb.env["EDGEBENCH_DB"].removeprefix("sqlite:///")  # type: ignore[attr-defined]
     with sqlite3.connect(db) as conn:
         status = conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        acc = dict(
-            conn.execute(
-                "SELECT j.variant, m.value FROM metrics m JOIN jobs j ON j.id = m.job_id"
-                " WHERE m.name = 'accuracy_top1'"
-            ).fetchall()
-        )
-    assert status == [("done", 13)]
+        rows = conn.execute(
+            "SELECT j.device, j.variant, m.name, m.value FROM metrics m"
+            " JOIN jobs j ON j.id = m.job_id"
+            " WHERE m.name IN ('accuracy_top1', 'executed_instructions', 'static_ram')"
+        ).fetchall()
+    metric = {(device, variant, name): value for device, variant, name, value in rows}
+    # 13 variants on this machine; the 4 LiteRT ones on the emulated Cortex-M4, where
+    # only the full-integer one runs (the float ones are "not deployable" results).
+    assert status == [("done", 17)]
+    acc = {v: x for (d, v, name), x in metric.items() if d == "local" and name == "accuracy_top1"}
     # Measured on the device with the timed file: int8 static keeps >= 97% of fp32.
     assert acc["int8-onnx"] >= 0.97 * acc["fp32-onnx"]
     assert acc["int8-tflite"] >= 0.97 * acc["fp32-tflite"]
     assert acc["fp32-onnx"] > 0.9
+    # The same int8 file as firmware: the same accuracy as under LiteRT, within a digit.
+    mcu_acc = metric[("mcu-m4", "int8-tflite", "accuracy_top1")]
+    assert abs(mcu_acc - acc["int8-tflite"]) <= 0.005
+    assert metric[("mcu-m4", "int8-tflite", "executed_instructions")] > 0
+    assert ("mcu-m4", "fp32-tflite", "executed_instructions") not in metric
 
 
 def test_mobilenet_latency_suite_says_accuracy_is_not_meaningful(

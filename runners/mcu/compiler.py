@@ -7,8 +7,10 @@ What the emitted ``model.c`` holds:
   shapes) as a ``static const`` array, so it stays in flash;
 - one ``static uint8_t`` arena, 16-byte aligned, laid out by
   :mod:`runners.mcu.planner` from tensor lifetimes (graph inputs stay intact
-  across invocations, RESHAPE-like ops alias their input, CONV_2D's im2col
-  scratch is a short-lived buffer of its own);
+  across invocations, RESHAPE-like ops alias their input, PADs and the NCHW
+  input TRANSPOSE fold into the conv that reads them, convs, depthwise convs,
+  ADDs and MULs may write over an input that dies there (_choose_in_place),
+  kernel scratch is a short-lived buffer of its own);
 - ``eb_model`` (the model's description) and ``eb_model_invoke``, one kernel call
   per operator, with the hook called before each and once at the end.
 
@@ -374,7 +376,10 @@ def _conv_geometry(graph: Graph, sched: _Schedule, op: Operator) -> _ConvGeometr
     stride, dilation = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
     padded = graph.tensors[op.inputs[0]]  # what the .tflite's conv reads
     source, extra_h, extra_w = sched.conv_input(op)
-    n, in_h, in_w, in_c = graph.tensors[source].shape
+    if op.index in sched.planar:  # a fused TRANSPOSE: the source is channels-first
+        n, in_c, in_h, in_w = graph.tensors[source].shape
+    else:
+        n, in_h, in_w, in_c = graph.tensors[source].shape
     weights = graph.tensors[op.inputs[1]]
     fh, fw = weights.shape[1], weights.shape[2]
     out = graph.tensors[op.outputs[0]]
@@ -397,14 +402,22 @@ def _runs_as_conv(graph: Graph, op: Operator) -> bool:
 
 
 def _scratch_bytes(graph: Graph, sched: _Schedule, op: Operator) -> int:
-    """Scratch an operator needs from the arena (mirrors eb_conv_s8_scratch_bytes)."""
-    if op.builtin not in ("CONV_2D", "DEPTHWISE_CONV_2D") or not _runs_as_conv(graph, op):
+    """Scratch an operator needs from the arena (mirrors eb_conv_s8_scratch_bytes
+    and eb_depthwise_conv_s8_scratch_bytes)."""
+    if op.builtin not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return 0
+    in_place = op.index in sched.in_place
     geo = _conv_geometry(graph, sched, op)
+    _, _, out_w, out_c = graph.tensors[op.outputs[0]].shape
+    if not _runs_as_conv(graph, op):
+        return (geo.pad_h + 1) * out_w * out_c if in_place else 0
     fic = graph.tensors[op.inputs[1]].shape[3] if op.builtin == "CONV_2D" else 1
     if geo.pointwise:
-        return 2 * geo.in_c if op.index in sched.in_place else 0
-    return 2 * geo.fh * geo.fw * fic
+        return 2 * geo.in_c if in_place else 0
+    # The output-row ring of an in-place conv (conv.c): one more row when a
+    # pixel pair can span two rows (odd out_w).
+    ring = (geo.pad_h + 1 + out_w % 2) * out_w * out_c if in_place else 0
+    return 2 * geo.fh * geo.fw * fic + ring
 
 
 def _lower_conv_like(em: _Emitter, op: Operator, filter_ohwi: np.ndarray) -> _Lowered:
@@ -432,6 +445,7 @@ def _lower_conv_like(em: _Emitter, op: Operator, filter_ohwi: np.ndarray) -> _Lo
         "pad_h": geo.pad_h, "pad_w": geo.pad_w,
         "input_offset": input_offset, "output_offset": out.zero_point,
         "act_min": rng.act_min, "act_max": rng.act_max,
+        "in_place": op.index in em.sched.in_place, "input_planar": op.index in em.sched.planar,
     })
     w = em.array(f"{tag}_filter", "int8_t", filter_ohwi)
     b = em.array(f"{tag}_bias", "int32_t", bias_folded)
@@ -476,6 +490,7 @@ def _lower_depthwise(em: _Emitter, op: Operator) -> _Lowered:
         "pad_h": geo.pad_h, "pad_w": geo.pad_w,
         "input_offset": -inp.zero_point, "output_offset": out.zero_point,
         "act_min": rng.act_min, "act_max": rng.act_max,
+        "in_place": op.index in em.sched.in_place,
     })
     w = em.array(f"{tag}_filter", "int8_t", weights.data)
     b = "NULL"
@@ -484,9 +499,11 @@ def _lower_depthwise(em: _Emitter, op: Operator) -> _Lowered:
         b = em.array(f"{tag}_bias", "int32_t", bias.data.reshape(-1))
     m = em.array(f"{tag}_mult", "int32_t", mult)
     s = em.array(f"{tag}_shift", "int32_t", shift)
+    scratch = em.scratch_offsets.get(op.index)
+    scratch_ptr = "NULL" if scratch is None else f"(int8_t *)(eb_arena + {scratch})"
     call = (
         f"eb_depthwise_conv_s8({params}, {em.ptr(geo.source)}, {w}, {b}, {m}, {s}, "
-        f"{em.out(op.outputs[0])});"
+        f"{em.out(op.outputs[0])}, {scratch_ptr});"
     )
     return _Lowered(call, geo.n * out_h * out_w * out_c * geo.fh * geo.fw)
 
@@ -645,6 +662,8 @@ def _lower_pad(em: _Emitter, op: Operator) -> _Lowered:
 
 
 def _lower_transpose(em: _Emitter, op: Operator) -> _Lowered:
+    if op.index in em.sched.fused_transposes:
+        return _Lowered("")  # the conv that reads it gathers channels-first
     g = em.graph
     inp, out = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     perm = [int(a) for a in _const_data(em, op, 1).reshape(-1)]
@@ -735,13 +754,21 @@ class _Schedule:
       their only reader (padding with the input zero point contributes exactly
       what a conv's own padding does: nothing); that conv reads the PAD's input
       with the PAD's before-amounts added to its own top/left padding.
-    - ``in_place``: pointwise convs whose output is planned over their input.
+    - ``fused_transposes``: NCHW -> NHWC TRANSPOSEs (what a torch export puts
+      after its channels-first graph input) folded into the conv that is their
+      only reader (through a fused PAD or not); that conv, in ``planar``,
+      gathers its im2col columns from the channels-first tensor, so the NHWC
+      copy never exists.
+    - ``in_place``: convs, depthwise convs, ADDs and MULs whose output is
+      planned over their input (see conv.c, depthwise_conv.c, elementwise.c).
     - ``aliases``: tensor -> (tensor it lives in, byte offset).
     """
 
     # op -> (tensor it reads, extra top padding, extra left padding)
     conv_source: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     fused_pads: set[int] = field(default_factory=set)
+    fused_transposes: set[int] = field(default_factory=set)
+    planar: set[int] = field(default_factory=set)
     in_place: set[int] = field(default_factory=set)
     aliases: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -749,14 +776,21 @@ class _Schedule:
         return self.conv_source.get(op.index, (op.inputs[0], 0, 0))
 
     def op_inputs(self, op: Operator) -> tuple[int, ...]:
-        if op.index in self.fused_pads:
+        if op.index in self.fused_pads or op.index in self.fused_transposes:
             return ()
         if op.index in self.conv_source:
             return (self.conv_source[op.index][0], *op.inputs[1:])
         return op.inputs
 
     def op_outputs(self, op: Operator) -> tuple[int, ...]:
-        return () if op.index in self.fused_pads else op.outputs
+        if op.index in self.fused_pads or op.index in self.fused_transposes:
+            return ()
+        return op.outputs
+
+    def with_in_place(self) -> _Schedule:
+        """A copy to plan in-place choices on (the fusions are shared)."""
+        return _Schedule(self.conv_source, self.fused_pads, self.fused_transposes,
+                         self.planar, set(), dict(self.aliases))
 
 
 def _readers(graph: Graph) -> dict[int, list[int]]:
@@ -794,6 +828,41 @@ def _fuse_pads(graph: Graph, sched: _Schedule) -> None:
         sched.conv_source[conv.index] = (src.index, int(pads[1][0]), int(pads[2][0]))
 
 
+_NCHW_TO_NHWC = (0, 2, 3, 1)
+
+
+def _fuse_transposes(graph: Graph, sched: _Schedule) -> None:
+    """Fold NCHW -> NHWC TRANSPOSEs into the non-pointwise conv that reads them
+    (after _fuse_pads, so a TRANSPOSE -> PAD -> conv chain folds whole)."""
+    readers = _readers(graph)
+    for op in graph.operators:
+        if op.builtin != "TRANSPOSE" or graph.tensors[op.inputs[0]].is_constant:
+            continue
+        perm = graph.tensors[op.inputs[1]].data
+        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if perm is None or tuple(int(a) for a in perm.reshape(-1)) != _NCHW_TO_NHWC:
+            continue
+        if dst.index in graph.outputs or src.dtype != "INT8":
+            continue
+        users = readers.get(dst.index, [])
+        if len(users) != 1:
+            continue
+        conv = graph.operators[users[0]]
+        if users[0] in sched.fused_pads:  # TRANSPOSE -> PAD -> conv
+            pad_input = graph.operators[users[0]].inputs[0]
+            conv = next(c for c in graph.operators
+                        if sched.conv_source.get(c.index, (-1, 0, 0))[0] == pad_input)
+        if conv.builtin not in ("CONV_2D", "DEPTHWISE_CONV_2D") or not _runs_as_conv(graph, conv):
+            continue
+        source, extra_h, extra_w = sched.conv_input(conv)
+        weights = graph.tensors[conv.inputs[1]]
+        if source != dst.index or weights.shape[1:3] == (1, 1):
+            continue  # a pointwise conv reads pixels in place, not through im2col
+        sched.fused_transposes.add(op.index)
+        sched.planar.add(conv.index)
+        sched.conv_source[conv.index] = (src.index, extra_h, extra_w)
+
+
 def _plan_sizes(graph: Graph, sched: _Schedule) -> dict[int, int]:
     sizes: dict[int, int] = {}
     for op in graph.operators:
@@ -818,45 +887,121 @@ def _lifetimes(graph: Graph, sched: _Schedule, sizes: dict[int, int]) -> list[Bu
     )
 
 
-def _plan_in_place(graph: Graph, sched: _Schedule, sizes: dict[int, int], mode: str) -> None:
-    """Pick the pointwise convs that can overwrite their input (see conv.c): those
-    where it lowers the arena (``mode`` "auto"), or every one that may ("all")."""
+def _overwritable_inputs(graph: Graph, op: Operator, sched: _Schedule) -> list[int]:
+    """The inputs ``op``'s kernel can write its output over (same start address,
+    or the input at the output's end for a widening 1x1 conv), by the kernels'
+    own conditions; whether the bytes are free to overwrite is checked apart."""
+    out = graph.tensors[op.outputs[0]]
+    if op.builtin in ("ADD", "MUL"):
+        # Equal shapes: the flat loop (elementwise.c); not where one broadcasts.
+        return [i for i in op.inputs[:2]
+                if graph.tensors[i].shape == out.shape
+                and all(graph.tensors[j].elements == out.elements for j in op.inputs[:2])]
+    if op.builtin not in ("CONV_2D", "DEPTHWISE_CONV_2D") or op.index in sched.planar:
+        return []
+    geo = _conv_geometry(graph, sched, op)
+    weights = graph.tensors[op.inputs[1]]
+    _, _, out_w, out_c = out.shape
+    if _runs_as_conv(graph, op):
+        fic = weights.shape[3] if op.builtin == "CONV_2D" else 1
+        if fic != geo.in_c:
+            return []  # grouped: each group re-reads the whole input
+        if geo.pointwise:
+            ok = geo.stride == (1, 1) and op.index not in sched.conv_source
+            return [geo.source] if ok else []
+    # Row ring (conv.c, depthwise_conv.c): an output row no longer than an input
+    # row, one output row per input row, and an output no larger than the input.
+    source = graph.tensors[geo.source]
+    rows_fit = out_w * out_c <= geo.in_w * geo.in_c and out.nbytes <= source.nbytes
+    return [geo.source] if geo.stride[0] == 1 and rows_fit else []
+
+
+def _in_place_alias(
+    graph: Graph, sched: _Schedule, sizes: dict[int, int], op: Operator
+) -> tuple[int, tuple[int, int]] | None:
+    """The alias entry that plans ``op``'s output over an input it may overwrite,
+    given the aliases chosen so far; None if there is none."""
     io = set(graph.inputs) | set(graph.outputs)
-    for op in graph.operators:
-        if op.builtin != "CONV_2D" or op.index in sched.conv_source:
+    dst = graph.tensors[op.outputs[0]]
+    if dst.index in io or dst.index in sched.aliases:
+        return None
+    placement = resolve_aliases(sched.aliases)
+    last_use = {u.key: u.last for u in _lifetimes(graph, sched, sizes)}
+    for index in _overwritable_inputs(graph, op, sched):
+        src = graph.tensors[index]
+        if src.is_constant or index not in sizes:
             continue
-        o = op.options
-        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        weights = graph.tensors[op.inputs[1]]
-        if (o.strideH, o.strideW) != (1, 1) or weights.shape[1:3] != (1, 1):
-            continue
-        if weights.shape[3] != src.shape[-1] or src.is_constant or dst.index in io:
-            continue
-        placement = resolve_aliases(sched.aliases)
-        root, offset = placement.get(src.index, (src.index, 0))
+        root, offset = placement.get(index, (index, 0))
+        if root in io or last_use[root] != op.index:
+            continue  # a graph input or output, or read again later
+        if dst.nbytes <= src.nbytes:  # the output starts where the input does
+            return dst.index, (index, 0)
+        # A widening 1x1 conv puts the input at the output's end: the input's
+        # whole buffer moves there, so it must be exactly this input.
         members = [t for t in sizes if placement.get(t, (t, 0))[0] == root]
-        if root in io or offset != 0 or any(
-            placement.get(t, (t, 0))[1] + sizes[t] > sizes[src.index] for t in members
+        if offset == 0 and all(
+            placement.get(t, (t, 0))[1] + sizes[t] <= sizes[index] for t in members
         ):
-            continue  # only a buffer that is exactly this input, at its start
-        uses = _lifetimes(graph, sched, sizes)
-        if {u.key: u for u in uses}[root].last != op.index:
-            continue  # the input is read again later
-        before = plan_arena(uses).arena_bytes
-        alias = (root, (dst.index, dst.nbytes - src.nbytes)) if dst.nbytes > src.nbytes else (
-            dst.index, (src.index, 0))
-        sched.aliases[alias[0]] = alias[1]
-        # The merged buffer is as large as the larger of the two from the input's
-        # birth to the output's death; keep it only where that lowers the peak.
-        if mode == "all" or plan_arena(_lifetimes(graph, sched, sizes)).arena_bytes < before:
+            return root, (dst.index, dst.nbytes - src.nbytes)
+    return None
+
+
+def _apply_in_place(
+    graph: Graph, base: _Schedule, sizes: dict[int, int], chosen: set[int]
+) -> _Schedule:
+    """``base`` with the ops in ``chosen`` planned in place, in graph order (an
+    op's legality depends on the aliases before it); illegal ones are skipped."""
+    sched = base.with_in_place()
+    for op in graph.operators:
+        if op.index not in chosen:
+            continue
+        alias = _in_place_alias(graph, sched, sizes, op)
+        if alias is not None:
+            sched.aliases[alias[0]] = alias[1]
             sched.in_place.add(op.index)
-        else:
-            del sched.aliases[alias[0]]
+    return sched
 
 
-def _schedule(graph: Graph, in_place: InPlace) -> tuple[_Schedule, dict[int, int]]:
+def _choose_in_place(
+    graph: Graph, base: _Schedule, sizes: dict[int, int], mode: InPlace, alignment: int
+) -> _Schedule:
+    """The in-place ops: every legal one ("all"), or ("auto") a small set that
+    gives the smallest arena found.
+
+    An in-place op merges its input and output into one buffer, which helps only
+    where that op is the peak and can hurt elsewhere (the merged buffer is alive
+    from the input's birth to the output's death); peaks usually need a chain of
+    them (a depthwise then a pointwise conv). So: start from every legal one,
+    drop whichever lowers the arena while any does, then drop, one at a time,
+    those whose removal does not raise it (fewer copies, no cost in RAM)."""
+    everything = _apply_in_place(graph, base, sizes, {op.index for op in graph.operators})
+    if mode == "all":
+        return everything
+
+    def arena(chosen: set[int]) -> int:
+        return _plan(graph, _apply_in_place(graph, base, sizes, chosen), sizes, alignment)[2]
+
+    chosen = set(everything.in_place)
+    best = arena(chosen)
+    improved = True
+    while improved:
+        improved = False
+        for op in sorted(chosen):
+            trial = arena(chosen - {op})
+            if trial < best:
+                chosen, best, improved = chosen - {op}, trial, True
+    for op in sorted(chosen):
+        if arena(chosen - {op}) <= best:
+            chosen = chosen - {op}
+    return _apply_in_place(graph, base, sizes, chosen)
+
+
+def _schedule(
+    graph: Graph, in_place: InPlace, alignment: int
+) -> tuple[_Schedule, dict[int, int]]:
     sched = _Schedule()
     _fuse_pads(graph, sched)
+    _fuse_transposes(graph, sched)
     sched.aliases = {
         op.outputs[0]: (op.inputs[0], 0)
         for op in graph.operators
@@ -864,7 +1009,7 @@ def _schedule(graph: Graph, in_place: InPlace) -> tuple[_Schedule, dict[int, int
     }
     sizes = _plan_sizes(graph, sched)
     if in_place != "off":
-        _plan_in_place(graph, sched, sizes, in_place)
+        sched = _choose_in_place(graph, sched, sizes, in_place, alignment)
     return sched, sizes
 
 
@@ -912,14 +1057,15 @@ def compile_model(
 ) -> CompiledModel:
     """Compile ``tflite_path`` to ``out_dir/model.c`` (see the module docstring).
 
-    ``in_place``: "auto" plans a pointwise conv over its own input where that
-    makes the arena smaller, "all" wherever it is legal (tests use it to
-    exercise that path), "off" never."""
+    ``in_place``: "auto" plans convs, depthwise convs, ADDs and MULs over their
+    own input where that makes the arena smaller (see _choose_in_place), "all"
+    wherever it is legal (tests use it to exercise those paths), "off" never.
+    """
     tflite_path = Path(tflite_path)
     graph = read_tflite(tflite_path)
     check_supported(graph, tflite_path.name)
     sha256 = hashlib.sha256(tflite_path.read_bytes()).hexdigest()
-    sched, sizes = _schedule(graph, in_place)
+    sched, sizes = _schedule(graph, in_place, alignment)
     offsets, scratch_offsets, arena_bytes = _plan(graph, sched, sizes, alignment)
     em = _Emitter(graph, sched, offsets, scratch_offsets)
 

@@ -11,7 +11,8 @@ order is largest first (TFLite Micro's GreedyMemoryPlanner) and a few others;
 the smallest result is kept. What also makes our arenas smaller than TFLM's is what
 lives outside them (TFLM also keeps its interpreter structures, persistent
 kernel data and quantization parameters in the arena; ours are const in flash
-or static) and aliasing (RESHAPE's output is its input).
+or static) and aliasing (RESHAPE's output is its input; an in-place op's output
+is planned over its dying input, chosen by the compiler by trial plans).
 
 Alignment: 16 bytes by default, the same as TFLM's tensor alignment (so the
 comparison is of planning, not of padding), and what Helium (M55/M85) vector
@@ -152,8 +153,8 @@ def resolve_aliases(aliases: dict[int, tuple[int, int]]) -> dict[int, tuple[int,
     """For every aliased tensor, its root and its byte offset from the root's start.
 
     ``aliases[t] = (u, offset)`` says tensor ``t`` starts ``offset`` bytes into
-    tensor ``u``'s buffer (0 for a RESHAPE; an in-place conv places the smaller of
-    its input and output at one end of the larger)."""
+    tensor ``u``'s buffer (0 for a RESHAPE and for an in-place op's output over
+    its input; a widening in-place 1x1 conv puts its input at its output's end)."""
     resolved: dict[int, tuple[int, int]] = {}
     for t in aliases:
         seen = {t}

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,7 @@ import numpy as np
 
 from devices.boards import BoardSpec, load_board
 from devices.errors import DeviceError
-from devices.transport import McuTarget, Transport
+from devices.transport import McuTarget, Transport, sha256_file
 from runners.base import EvalSet, Job, ModelFile, Runner, fingerprint, register_runner
 from runners.records import (
     Accuracy,
@@ -147,7 +149,8 @@ def build_image(
     for an unsupported model or an image over the limits, RuntimeError for a build
     that failed otherwise."""
     from runners.mcu.build import FirmwareBuildError, build_firmware
-    from runners.mcu.compiler import UnsupportedModelError, compile_model
+    from runners.mcu.compiler import CompileError, UnsupportedModelError, compile_model
+    from runners.mcu.tflite_reader import TfliteReadError
 
     setting = setting or {}
     ram_limit = ram_limit or board.ram_bytes
@@ -159,6 +162,10 @@ def build_image(
         compiled = compile_model(model.path, out, name=model.path.stem)
     except UnsupportedModelError as e:
         raise NotDeployable(str(e)) from None
+    except CompileError as e:  # a supported operator with parameters it cannot honour
+        raise NotDeployable(f"cannot compile: {e}") from None
+    except TfliteReadError as e:  # a damaged file: a failure, not a property of the model
+        raise RuntimeError(str(e)) from None
     flags = [f"-{setting.get('optimize') or 'O2'}"]
     if setting.get("dsp") is False:
         flags.append("-DEB_NO_DSP=1")
@@ -274,6 +281,8 @@ class McuRunner(Runner):
 
     # ------------------------------------------------------------------ measuring
     def measure(self, job: Job) -> JobMeasurement:
+        if self.target.options.protocol == "eembc":
+            return self._measure_eembc(job)
         try:
             image = self._image(job.model, job.setting)
         except NotDeployable as e:
@@ -305,11 +314,10 @@ class McuRunner(Runner):
             )
             for op, c in zip(compiled.ops, layer_counts, strict=False)
         ]
+        power = self._energy_pass(client, hello, median_of(counts) * self._seconds_per_count(hello))
         stack_reserved, stack_used = client.stack()
         accuracy = self._accuracy(client, image, job.evaluation()) if job.evaluation else None
-        # Accuracy rewrote the input; the record's outputs are the timed input's.
-        flat = sorted(c for w in counts for c in w)
-        median_count = flat[len(flat) // 2]
+        median_count = median_of(counts)
         fw = image.firmware
         emulated = self.target.emulated
         instructions = median_count if hello.counter == "instructions" else None
@@ -321,7 +329,7 @@ class McuRunner(Runner):
             warmup_count=m.warmup_runs,
             timed_region=TIMED_REGION,
             memory=self._memory(image, stack_used),
-            power=self._power_estimate(median_count * seconds_per_count),
+            power=power,
             accuracy=accuracy,
             layers=layers,
             figures=self._figures(image, stack_reserved, stack_used),
@@ -444,6 +452,60 @@ class McuRunner(Runner):
             out.append(Figure("peak_ram", static + stack_used, "bytes"))
         return out
 
+    def _energy_pass(self, client: FramedClient, hello: Hello, latency_s: float) -> Power | None:
+        """Energy per inference from the meter in the board's supply (``power=ppk2`` or
+        ``joulescope``): one more INFER of about a second of inferences while the meter
+        records on the controller, integrated over that request's span on the host
+        clock (so the UART exchange around it counts too, a few ms in a second).
+        Without a meter: the profile's estimate, labelled estimated."""
+        source = self.target.options.power
+        if source not in ("ppk2", "joulescope"):
+            return self._power_estimate(latency_s)
+        from devices.power.errors import PowerSourceError
+
+        opts = self.target.options
+        start = time.monotonic()
+        client.infer(1, 0)
+        wall_per_run = max(time.monotonic() - start, 1e-4)  # the host's view, UART included
+        runs = max(1, min(MAX_ENERGY_RUNS, round(1.0 / wall_per_run)))
+        try:
+            meter = _open_meter(source, opts.meter_port, opts.meter_mode, opts.meter_voltage_mv)
+        except PowerSourceError as e:
+            raise DeviceError(str(e), device=self.device) from None
+        captured: list[Any] = []
+        errors: list[BaseException] = []
+
+        def record() -> None:
+            try:
+                captured.append(meter.record(runs * wall_per_run * 1.5 + 1.0))
+            except Exception as e:  # noqa: BLE001 - reported below, on the runner's thread
+                errors.append(e)
+
+        try:
+            recorder = threading.Thread(target=record, name="meter", daemon=True)
+            recorder.start()
+            time.sleep(0.2)  # let the stream start before the window opens
+            t0 = time.monotonic()
+            client.infer(runs, 0, timeout=runs * wall_per_run * 4 + 10)
+            t1 = time.monotonic()
+            recorder.join(timeout=runs * wall_per_run * 2 + 15)
+        finally:
+            meter.close()
+        if errors or not captured:
+            why = errors[0] if errors else "no capture"
+            raise DeviceError(f"{source}: {why}", device=self.device)
+        energy = captured[0].energy([(t0, t1, runs)])
+        return Power(
+            source=source,
+            rail=energy.rail,
+            mean_power_w=energy.mean_power_w,
+            energy_per_inference_j=energy.energy_per_inference_j,
+            sample_rate_hz=energy.sample_rate_hz,
+            sample_count=energy.sample_count,
+            coverage=energy.coverage,
+            note=f"{runs} inferences in one request, on the controller's clock",
+        )
+
     def _power_estimate(self, latency_s: float) -> Power | None:
         """Energy per inference from the board profile's run current, when it has one;
         labelled estimated (there is no meter on this path)."""
@@ -495,6 +557,89 @@ class McuRunner(Runner):
             note=f"not deployable on {self.target.board.name}: {reason}",
         )
 
+    # ------------------------------------------------------------------ EEMBC firmware
+    def _measure_eembc(self, job: Job) -> JobMeasurement:
+        """Measure with a firmware that speaks the EEMBC / MLPerf Tiny text protocol and
+        holds its own model (``--option protocol=eembc [--option firmware=ELF]``): the
+        job's .tflite only says how inputs are quantized. The firmware times N runs
+        between two ``m-lap-us-`` stamps, so each repetition gives one figure, the mean
+        of its runs; accuracy uses the firmware's ``m-results-`` (dequantized) output."""
+        from runners.mcu.eembc import EembcClient
+        from runners.mcu.tflite_reader import TfliteReadError, read_tflite
+
+        try:
+            graph = read_tflite(job.model.path)
+        except TfliteReadError as e:
+            raise DeviceError(str(e), device=self.device) from None
+        first = graph.tensors[graph.inputs[0]]
+        scale = first.quantization.scales[0] if first.quantization else 0.0
+        zero_point = first.quantization.zero_points[0] if first.quantization else 0
+        if self.target.options.firmware:
+            elf = Path(self.target.options.firmware).expanduser()
+            if not elf.is_file():
+                raise DeviceError(f"option firmware: no such file {elf}", device=self.device)
+            self._disconnect()
+            self.target.flash(elf, sha256_file(elf))
+        client = EembcClient(self.target.open_serial(), device=self.device)
+        try:
+            name = client.name()
+            profile = client.profile()
+            shape = tuple(first.shape)
+
+            def as_bytes(x: np.ndarray) -> bytes:
+                return quantize_input(x.reshape(shape), first.dtype, scale, zero_point).tobytes()
+
+            data = self._sample_input_from(job, shape, first.dtype, scale, zero_point)
+            client.load(data.tobytes())
+            m = job.measure
+            runs = max(1, min(m.min_runs, MAX_RUNS_PER_WINDOW))
+            windows = []
+            for rep in range(m.repetitions):
+                laps = client.infer(runs, m.warmup_runs if rep == 0 else 0, timeout=m.timeout_s)
+                windows.append([(laps[-1] - laps[0]) / 1e6 / runs])
+            accuracy = None
+            if job.evaluation is not None:
+                accuracy = self._eembc_accuracy(client, job.evaluation(), as_bytes)
+        finally:
+            client.line.close()
+        emulated = self.target.emulated
+        self.facts = {**self._facts(), "engine": name, "eembc_profile": profile.profile}
+        return JobMeasurement(
+            runner=self.name,
+            provenance=self._provenance(job, None),
+            windows=windows,
+            warmup_count=m.warmup_runs,
+            timed_region=f"EEMBC infer {runs}: mean of the runs between two m-lap-us stamps",
+            accuracy=accuracy,
+            estimated=["latency"] if emulated else [],
+            emulated=emulated,
+            note=f"EEMBC firmware {name!r} ({profile.model or 'model not named'})",
+            details={"eembc": {"name": name, "profile": profile.profile, "model": profile.model}},
+        )
+
+    def _sample_input_from(
+        self, job: Job, shape: tuple[int, ...], dtype: str, scale: float, zero_point: int
+    ) -> np.ndarray:
+        if job.evaluation is not None:
+            x = job.evaluation().inputs[:1]
+            if x.size == int(np.prod(shape)):
+                return quantize_input(x.reshape(shape), dtype, scale, zero_point)
+        rng = np.random.default_rng(0)
+        return rng.integers(-128, 127, size=shape, endpoint=True).astype(numpy_dtype(dtype))
+
+    def _eembc_accuracy(self, client: Any, data: EvalSet, as_bytes: Any) -> Accuracy:
+        outputs = []
+        for sample in data.inputs:
+            client.load(as_bytes(sample))
+            client.infer(1, 0)
+            outputs.append(np.asarray(client.last_results, dtype="<f4"))
+        y = np.stack(outputs) if outputs else np.zeros((0, 0), "<f4")
+        digest = hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()
+        if data.labels is None or not len(y):
+            return Accuracy(count=len(y), outputs_sha256=digest)
+        correct = int((y.argmax(axis=1) == np.asarray(data.labels)[: len(y)]).sum())
+        return Accuracy(top1=correct / len(y), count=len(y), correct=correct, outputs_sha256=digest)
+
     # ------------------------------------------------------------------ infer
     def infer(self, model: ModelFile, setting: dict[str, Any], inputs: np.ndarray) -> np.ndarray:
         try:
@@ -511,6 +656,24 @@ class McuRunner(Runner):
 
     def close(self) -> None:
         self._disconnect()
+
+
+MAX_ENERGY_RUNS = 5000
+
+
+def median_of(counts: list[list[int]]) -> int:
+    flat = sorted(c for window in counts for c in window)
+    return flat[len(flat) // 2]
+
+
+def _open_meter(source: str, port: str | None, mode: str, voltage_mv: int) -> Any:
+    if source == "ppk2":
+        from devices.power.ppk2 import Ppk2Meter
+
+        return Ppk2Meter(port, mode=mode, voltage_mv=voltage_mv).open()  # type: ignore[arg-type]
+    from devices.power.joulescope import JoulescopeMeter
+
+    return JoulescopeMeter(port).open()
 
 
 def _tool_version(argv: list[str]) -> str | None:

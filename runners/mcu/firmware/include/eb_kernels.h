@@ -19,8 +19,12 @@
  *   its loop (its padded taps are skipped, as in the reference).
  *
  * All pointers to arrays of int32 must be 4-byte aligned; int8 data need not be.
- * The kernels never allocate; CONV_2D may need a scratch buffer in the arena
- * (eb_conv_s8_scratch_bytes, which runners/mcu/compiler.py mirrors).
+ * The kernels never allocate; CONV_2D and DEPTHWISE_CONV_2D may need a scratch
+ * buffer in the arena (eb_conv_s8_scratch_bytes, eb_depthwise_conv_s8_scratch_bytes,
+ * which runners/mcu/compiler.py mirrors). With in_place set, the output is
+ * planned over the input (same start address) and the kernel orders its writes
+ * so that no input byte is overwritten while it may still be read; the
+ * conditions the compiler checks are in conv.c and depthwise_conv.c.
  */
 #ifndef EB_KERNELS_H
 #define EB_KERNELS_H
@@ -38,6 +42,8 @@ typedef struct {
     int32_t input_offset;       /* -input zero point */
     int32_t output_offset;      /* output zero point */
     int32_t act_min, act_max;
+    int32_t in_place;           /* 1: output planned over the input (see conv.c) */
+    int32_t input_planar;       /* 1: input is [batches][in_c][in_h][in_w] (a fused TRANSPOSE) */
 } eb_conv_params;
 
 typedef struct {
@@ -52,6 +58,7 @@ typedef struct {
     int32_t input_offset;
     int32_t output_offset;
     int32_t act_min, act_max;
+    int32_t in_place;            /* 1: output planned over the input (see depthwise_conv.c) */
 } eb_dwconv_params;
 
 typedef struct {
@@ -73,7 +80,10 @@ uint32_t eb_conv_s8_scratch_bytes(const eb_conv_params *p);
 /* filter [1][filter_h][filter_w][out_c]; bias may be NULL. */
 void eb_depthwise_conv_s8(const eb_dwconv_params *p, const int8_t *input, const int8_t *filter,
                           const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-                          int8_t *output);
+                          int8_t *output, int8_t *scratch);
+
+/* Bytes of scratch eb_depthwise_conv_s8 needs (0 unless in place; scratch may then be NULL). */
+uint32_t eb_depthwise_conv_s8_scratch_bytes(const eb_dwconv_params *p);
 
 /* filter [out_c][accum_depth]; bias folded as described above (never NULL). */
 void eb_fully_connected_s8(const eb_fc_params *p, const int8_t *input, const int8_t *filter,

@@ -15,7 +15,8 @@
  * - Tensors are dense, row-major (TFLite's layout), int8 unless said.
  * - A shape is an int32_t array of `rank` dims, rank <= EB_MAX_RANK (6).
  * - A `shift` > 0 is a left shift, < 0 a right shift (TFLite's convention).
- * - Outputs never alias inputs, except RESHAPE (in == out: nothing to do).
+ * - Outputs never alias inputs, except RESHAPE (in == out: nothing to do) and
+ *   ADD/MUL with equal shapes (out may be in1 or in2, see eb_add_s8).
  * - No kernel allocates, needs scratch, or uses libm.
  * - float parameters (QUANTIZE, DEQUANTIZE) must be emitted exactly: a C99 hex
  *   float literal (Python's float.hex() + "f") or "%.9g" + "f". Do not build the
@@ -31,7 +32,9 @@
 /* ADD (int8). Shapes: all three of one rank <= 6; left-pad the operands'
  * shapes with 1s to the output rank (quant.broadcast_shapes does). Either
  * operand may broadcast along any dim of size 1 (numpy rules, as TFLM's
- * BroadcastAdd6DSlow); equal shapes take a flat loop.
+ * BroadcastAdd6DSlow); equal shapes take a flat loop, which reads element i
+ * of both inputs before it writes element i, so `out` may then be `in1` or
+ * `in2` (the compiler plans ADD/MUL over an input that dies there).
  * Parameters: quant.add_params(in1_scale, in1_zp, in2_scale, in2_zp,
  *   out_scale, out_zp, AddOptions.fusedActivationFunction) -> AddParams
  *   (TFLM CalculateOpDataAdd: left_shift = 20; input/output multipliers from
@@ -46,7 +49,7 @@ void eb_add_s8(const int8_t *in1, const int32_t *shape1,
                int32_t left_shift, int32_t output_multiplier, int32_t output_shift,
                int32_t output_offset, int32_t act_min, int32_t act_max);
 
-/* MUL (int8). Shapes as eb_add_s8.
+/* MUL (int8). Shapes, and `out` over an input, as eb_add_s8.
  * Parameters: quant.mul_params(in1_scale, in1_zp, in2_scale, in2_zp,
  *   out_scale, out_zp, MulOptions.fusedActivationFunction) -> MulParams
  *   (TFLM CalculateOpDataMul: QuantizeMultiplier(s1 * s2 / s_out)); its

@@ -11,7 +11,17 @@
  * of fx), not tested per tap. With depth multiplier 1 and the DSP extension,
  * four channels are done at once: one 32-bit load of input and of filter, the
  * input offset added by SXTAB16, then SMLABB/SMLATT into four accumulators.
+ *
+ * In place (p->in_place): the compiler may plan the output over the input, both
+ * starting at the same address, when the input dies here, stride_h is 1 and an
+ * output row is no longer than an input row. Output rows then go to a ring of
+ * pad_h + 1 rows in the scratch and are copied to their place once no later
+ * output reads the input rows they cover (output row k covers input rows <= k;
+ * output rows >= j read input rows >= j - pad_h). The reads, and so the inner
+ * loops, are exactly those of a separate output.
  */
+#include <string.h>
+
 #include "eb_fixedpoint.h"
 #include "eb_kernels.h"
 
@@ -30,9 +40,13 @@ static void tap_range(int32_t origin, int32_t dilation, int32_t taps, int32_t si
     *end = last < first ? first : last;
 }
 
+uint32_t eb_depthwise_conv_s8_scratch_bytes(const eb_dwconv_params *p) {
+    return p->in_place ? (uint32_t)((p->pad_h + 1) * p->out_w * p->out_c) : 0u;
+}
+
 void eb_depthwise_conv_s8(const eb_dwconv_params *p, const int8_t *input, const int8_t *filter,
                           const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
-                          int8_t *output) {
+                          int8_t *output, int8_t *scratch) {
     const int32_t in_c = p->in_c;
     const int32_t out_c = p->out_c;
     const int32_t mult = p->depth_multiplier;
@@ -43,9 +57,22 @@ void eb_depthwise_conv_s8(const eb_dwconv_params *p, const int8_t *input, const 
     const int32_t in_row_step = p->dilation_h * row_bytes; /* next fy */
     const int32_t w_row_step = p->filter_w * out_c;
 #endif
+    const int32_t out_row_bytes = p->out_w * out_c;
+    const int32_t ring_rows = p->pad_h + 1;
+    int8_t *ring = p->in_place ? scratch : NULL;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *batch_input = input + b * p->in_h * p->in_w * in_c;
+        int8_t *batch_output = output + b * p->out_h * out_row_bytes;
+        int32_t committed = 0; /* in place: output rows [0, committed) are in their place */
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            int8_t *out_row = batch_output + oy * out_row_bytes;
+            if (ring != NULL) {
+                for (; committed < oy - p->pad_h; ++committed) {
+                    memcpy(batch_output + committed * out_row_bytes,
+                           ring + (committed % ring_rows) * out_row_bytes, (size_t)out_row_bytes);
+                }
+                out_row = ring + (oy % ring_rows) * out_row_bytes;
+            }
             const int32_t in_y0 = oy * p->stride_h - p->pad_h;
             int32_t fy_begin, fy_end;
             tap_range(in_y0, p->dilation_h, p->filter_h, p->in_h, &fy_begin, &fy_end);
@@ -53,7 +80,7 @@ void eb_depthwise_conv_s8(const eb_dwconv_params *p, const int8_t *input, const 
                 const int32_t in_x0 = ox * p->stride_w - p->pad_w;
                 int32_t fx_begin, fx_end;
                 tap_range(in_x0, p->dilation_w, p->filter_w, p->in_w, &fx_begin, &fx_end);
-                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
+                int8_t *out = out_row + ox * out_c;
                 int32_t oc = 0;
 #if EB_SIMD32
                 if (mult == 1) {
@@ -120,6 +147,10 @@ void eb_depthwise_conv_s8(const eb_dwconv_params *p, const int8_t *input, const 
                                                p->act_min, p->act_max);
                 }
             }
+        }
+        for (; ring != NULL && committed < p->out_h; ++committed) {
+            memcpy(batch_output + committed * out_row_bytes,
+                   ring + (committed % ring_rows) * out_row_bytes, (size_t)out_row_bytes);
         }
     }
 }

@@ -2,7 +2,9 @@
  * MulElementwise/BroadcastMul6DSlow, same integer steps in the same order.
  * Broadcasting follows numpy rules over up to 6 dims (TFLM's
  * BroadcastBinaryOpSimple); the element function does not depend on the visit
- * order, so equal shapes take a flat loop. */
+ * order, so equal shapes take a flat loop. That loop reads in1[i] and in2[i]
+ * before writing out[i], so out may be either input (no restrict here: the
+ * compiler plans such aliases). */
 #include "eb_kernels_misc.h"
 
 #include "eb_model.h"

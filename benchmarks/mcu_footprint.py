@@ -1,0 +1,97 @@
+"""MCU footprint and work per model, counted (not timed): for each MLPerf Tiny-shaped
+network of tests/mcu_models.py and the digits CNN, compile it, build the runner
+firmware for each emulated board, run it under QEMU -icount through the `mcu` runner,
+and print one markdown row per (model, board):
+
+    model | board | ops | MACs | .tflite | weights | flash (image) | static RAM |
+    arena (ours) | TFLM arena | ours vs TFLM | instructions / inference | per MAC
+
+Every figure is deterministic (a count, not a time), so one run is the measurement.
+TFLite Micro's arena is what its recording allocator reports (print_allocations) for
+the same file. Usage:
+
+    .venv/bin/python benchmarks/mcu_footprint.py [--boards mps2-an386,mps2-an500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from devices.transport import DeviceConfig, make_transport, sha256_file  # noqa: E402
+from runners.base import Job, MeasureRules, ModelFile  # noqa: E402
+from runners.mcu.runner import McuRunner  # noqa: E402
+from tests import mcu_models  # noqa: E402
+
+RULES = MeasureRules(1, 0.0, 3, 0.0, 1, 10, 300.0)
+
+
+def tflm_arena(path: Path) -> int:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_file(str(path), arena_size=600_000)
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            interp.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    found = re.search(r"Arena allocation total (\d+) bytes", text)
+    if not found:
+        raise RuntimeError(f"no arena total in TFLM's allocation report: {text[:200]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boards", default="mps2-an386,mps2-an500")
+    supported = [m for m in mcu_models.MODELS if m != "tanh_net"]  # tanh_net: the refusal test
+    parser.add_argument("--models", default=",".join(supported))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mcu-footprint-"))
+    models = mcu_models.cache_dir(work / "models")
+    print(
+        "| model | board | ops | MACs | .tflite | weights | flash | static RAM | arena |"
+        " TFLM arena | arena vs TFLM | instructions / inference | per MAC |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        path = mcu_models.build(name, models)
+        file = ModelFile(path, sha256_file(path), "tflite", path.stat().st_size)
+        theirs = tflm_arena(path)
+        for board in args.boards.split(","):
+            config = DeviceConfig(name=board, transport="qemu", options={"board": board})
+            runner = McuRunner(make_transport(config, work))
+            try:
+                m = runner.measure(
+                    Job(1, name, file, {"runtime": "mcu", "optimize": "O2"}, RULES)
+                )
+            finally:
+                runner.close()
+                runner.transport.close()
+            fig = {f.name: f.value for f in m.figures}
+            ours = int(m.memory.arena_bytes or 0)
+            instructions = m.executed_instructions or 0
+            print(
+                f"| {name} | {board} | {len(m.layers)} | {int(fig['macs']):,} |"
+                f" {file.size_bytes:,} | {int(fig['weights']):,} | {int(m.memory.flash_bytes):,} |"
+                f" {int(m.memory.static_ram_bytes):,} | {ours:,} | {theirs:,} |"
+                f" {100 * (ours - theirs) / theirs:+.0f}% | {instructions:,} |"
+                f" {instructions / fig['macs']:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
