@@ -61,11 +61,12 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mcu-footprint-"))
     models = mcu_models.cache_dir(work / "models")
-    print(
+    # The converters print progress on stdout: the table is printed at the end.
+    rows = [
         "| model | board | ops | MACs | .tflite | weights | flash | static RAM | arena |"
-        " TFLM arena | arena vs TFLM | instructions / inference | per MAC |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        " TFLM arena | arena vs TFLM | instructions / inference | per MAC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in args.models.split(","):
         path = mcu_models.build(name, models)
         file = ModelFile(path, sha256_file(path), "tflite", path.stat().st_size)
@@ -83,14 +84,14 @@ def main() -> None:
             fig = {f.name: f.value for f in m.figures}
             ours = int(m.memory.arena_bytes or 0)
             instructions = m.executed_instructions or 0
-            print(
+            rows.append(
                 f"| {name} | {board} | {len(m.layers)} | {int(fig['macs']):,} |"
                 f" {file.size_bytes:,} | {int(fig['weights']):,} | {int(m.memory.flash_bytes):,} |"
                 f" {int(m.memory.static_ram_bytes):,} | {ours:,} | {theirs:,} |"
                 f" {100 * (ours - theirs) / theirs:+.0f}% | {instructions:,} |"
-                f" {instructions / fig['macs']:.2f} |",
-                flush=True,
+                f" {instructions / fig['macs']:.2f} |"
             )
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -225,7 +225,11 @@ static void execute(void) {
     if (wl == 0) {
         /* an empty command: just say we are here */
     } else if (word_is(w, wl, "name")) {
-        send_line("m-name-[edgebench]", 0);
+        /* MLPerf Tiny's EE_MSG_NAME: "m-name-<role>-[<vendor>]"; its runner finds the
+         * device under test by the role "dut". */
+        send_line("m-name-dut-[edgebench]", 0);
+    } else if (word_is(w, wl, "timestamp")) {
+        lap(eb_counter_now());
     } else if (word_is(w, wl, "profile")) {
         send_line("m-profile-[edgebench runner firmware " EB_ENGINE_VERSION "]", 0);
         eb_text t;
