@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 # toolchain and newlib-nano for the runner firmware, QEMU to run it.
 DEBIAN_MCU_PACKAGES := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
 # Debian packages the tests talk to as real peers.
-DEBIAN_TEST_PACKAGES := chromium openssh-server openssh-client iproute2 postgresql ser2net \
+DEBIAN_TEST_PACKAGES := chromium openssh-server openssh-client iproute2 postgresql ser2net adb \
   $(DEBIAN_MCU_PACKAGES)
 debian-mcu-deps: DEBIAN_TEST_PACKAGES := $(DEBIAN_MCU_PACKAGES)
 debian-mcu-deps debian-test-deps:

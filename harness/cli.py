@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -45,8 +46,10 @@ app.add_typer(runs_app, name="runs")
 # Piped output (CI logs, `| tee`) gets wide lines instead of rich's 80-column default,
 # so that result tables stay one row per job.
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
-console = Console(width=_PIPED_WIDTH)
-err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, never wrapped
+# No console markup: what is printed holds user strings (device, file, variant names)
+# that must come out as written ("[red]x" is a name, not a colour, and "a[/]b" no crash).
+console = Console(width=_PIPED_WIDTH, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)  # one line, never wrapped
 
 
 class _State:
@@ -135,7 +138,11 @@ def device_add(
 ) -> None:
     """Register a device."""
     from devices.errors import DeviceError
+    from devices.names import name_problem
     from devices.transport import DeviceConfig, make_transport, transport_names
+
+    if (problem := name_problem(name)) is not None:
+        raise UsageError(problem)
 
     if transport not in transport_names():
         raise UsageError(f"unknown transport {transport!r} (known: {', '.join(transport_names())})")
@@ -197,8 +204,8 @@ def device_add(
         replace=replace,
     )
     console.print(
-        f"added device [bold]{name}[/] ({transport}); probe it with "
-        f"`edgebench device check {name}`",
+        f"added device {name} ({transport}); probe it with "
+        f"`edgebench device check {shlex.quote(name)}`",
         highlight=False,
     )
 
@@ -470,6 +477,8 @@ def do_run(
     from suites.schema import Suite
 
     suite_path = resolve_suite_path(suite_ref)
+    if resume is not None and not resume.strip():
+        raise UsageError("--resume needs a run id (see `edgebench runs list`)")
     if resume:
         run = store.resolve_run(resume)
         suite_obj = Suite.model_validate(run["suite"])  # the suite as it was, not as edited since
@@ -491,17 +500,20 @@ def do_run(
         store.log_event(run["id"], f"resumed ({reset} failed job(s) retried)")
         run_id, suite = run["id"], suite_obj
         pending = len(store.jobs_for_run(run_id, status="pending"))
-        console.print(f"resuming run [bold]{run_id}[/]: {pending} job(s) left", highlight=False)
+        console.print(f"resuming run {run_id}: {pending} job(s) left", highlight=False)
     else:
+        from suites.schema import load_suite
+
+        # Devices first: a mistyped --device is refused before minutes of building.
+        devices = scheduler.select_devices(
+            store, load_suite(suite_path), device or [], parse_pairs(tag, "--tag")
+        )
         suite, built = _build(suite_path, ws, store)
         variants = {(v.model, v.name): v for v in built}
-        devices = scheduler.select_devices(store, suite, device or [], parse_pairs(tag, "--tag"))
         run_id = scheduler.new_run(ws, store, suite, suite_path.resolve(), built, devices)
         total = len(store.jobs_for_run(run_id))
-        console.print(
-            f"run [bold]{run_id}[/]: {total} job(s) on {', '.join(d['name'] for d in devices)}",
-            highlight=False,
-        )
+        names = ", ".join(d["name"] for d in devices)
+        console.print(f"run {run_id}: {total} job(s) on {names}", highlight=False)
 
     ctx = scheduler.RunContext(ws=ws, store=store, suite=suite, run_id=run_id, variants=variants)
     try:
@@ -509,14 +521,16 @@ def do_run(
     except KeyboardInterrupt:
         err_console.print(
             f"interrupted; finished jobs are saved. Resume with: "
-            f"edgebench run {suite_ref} --resume {run_id}",
+            f"edgebench run {shlex.quote(suite_ref)} --resume {shlex.quote(run_id)}",
             highlight=False,
+            markup=False,
         )
         raise typer.Exit(130) from None
     failed = store.jobs_for_run(run_id, status="failed")
     for job in failed:
         err_console.print(
-            f"[red]failed[/] {job['key']}: {job['error']['message']}", highlight=False
+            f"failed {job['key']}: {job['error']['message']}",
+            highlight=False,
         )
     console.print(f"run {run_id} {status}", highlight=False)
     return run_id
@@ -535,7 +549,10 @@ def run_cmd(
     store = open_store(ws)
     run_id = do_run(suite, device, tag, resume, ws, store)
     _summarize(store, run_id, ws, write_html=report)
-    if store.jobs_for_run(run_id, status="failed"):
+    # CI reads the exit code: a run with a failed or unfinished job is not a success.
+    if store.jobs_for_run(run_id, status="failed") or store.jobs_for_run(
+        run_id, status="pending"
+    ):
         raise typer.Exit(1)
 
 
@@ -755,7 +772,7 @@ def publish_cmd(
         TextColumn("publishing"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         console=err_console,
         transient=True,
     ) as progress:
@@ -848,8 +865,11 @@ def import_cmd(
     device: Annotated[str, typer.Option(help="Device the logs come from.")] = "imported",
 ) -> None:
     """Bring existing vendor-tool logs into a new run (one job per log)."""
+    from devices.names import name_problem
     from harness.importer import import_logs
 
+    if (problem := name_problem(device)) is not None:
+        raise UsageError(f"--device: {problem}")
     ws = workspace()
     store = open_store(ws)
     run_id = import_logs(store, tool, files, device)
@@ -919,7 +939,7 @@ def demo_cmd() -> None:
     store = open_store(ws)
     if store.get_device("local") is None:
         store.add_device({"name": "local", "transport": "local", "tags": {"role": "controller"}})
-        console.print("registered this machine as device [bold]local[/]")
+        console.print("registered this machine as device local")
     device_check("local", as_json=False)
     devices = ["local"]
     # An emulated Cortex-M4 beside this machine, when QEMU and the Arm toolchain are
@@ -942,7 +962,7 @@ def demo_cmd() -> None:
                     "options": {"board": "mps2-an386"},
                 }
             )
-            console.print("registered an emulated Cortex-M4 (QEMU mps2-an386) as [bold]mcu-m4[/]")
+            console.print("registered an emulated Cortex-M4 (QEMU mps2-an386) as mcu-m4")
         device_check("mcu-m4", as_json=False)
         devices.append("mcu-m4")
     run_id = do_run("digits", devices, None, None, ws, store)

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from devices.errors import UnknownTransportError
+from devices.names import NAME_PATTERN
 from devices.transport import transport_class, transport_names
 from harness.store import Store
 from suites.errors import SuiteError
@@ -20,7 +21,7 @@ LAB_FORMAT_VERSION = 1
 class LabDevice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)  # the one rule (devices/names.py)
     transport: str
     address: str = ""
     type: str | None = None

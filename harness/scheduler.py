@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import platform
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +45,7 @@ from devices.transport import (
 )
 from harness import __version__, figures, stats
 from harness.artifacts import ArtifactCache, Variant
-from harness.errors import RunError
+from harness.errors import RunError, UsageError
 from harness.store import Store
 from harness.workspace import Workspace, git_commit
 from runners.base import EvalSet, Job, MeasureRules, ModelFile, Runner, runner_class
@@ -118,7 +119,8 @@ def select_devices(
     registered = {d["name"]: d for d in store.list_devices()}
     missing = [n for n in wanted_names if n not in registered]
     if missing:
-        raise RunError(
+        # A usage mistake (exit 2), whether the command line or the suite named them.
+        raise UsageError(
             f"device(s) not registered: {', '.join(missing)} (see `edgebench device list`)"
         )
     chosen = [registered[n] for n in wanted_names] if wanted_names else list(registered.values())
@@ -163,10 +165,10 @@ def execute(ctx: RunContext, devices: Sequence[dict[str, Any]], console: Console
         raise RunError(f"run has jobs for unregistered device(s): {', '.join(unknown)}")
 
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -235,7 +237,7 @@ def _device_worker(
         transport = make_transport(device_config(row), ctx.ws.home)
     except DeviceError as e:  # the transport could not even be built (bad address, option)
         ctx.store.log_event(ctx.run_id, f"device {name}: {e}", level="error")
-        progress.update(task, status=f"[red]{e}")
+        progress.update(task, status=f"failed: {e}")
         for job in jobs:
             ctx.store.fail_job(job["id"], _error_record(e, 0), final=True)
         return
@@ -281,6 +283,18 @@ def _device_worker(
                         level="error" if final else "warning",
                         job_id=job["id"],
                     )
+                except Exception as e:  # noqa: BLE001 - a bug or an unforeseen mistake
+                    # Not a device problem, so no retry; but the job is failed with the
+                    # cause (and the traceback in the run's log), never left pending, and
+                    # the device's other jobs go on.
+                    ctx.store.fail_job(job["id"], _error_record(e, attempt + 1), final=True)
+                    ctx.store.log_event(
+                        ctx.run_id,
+                        f"{job['key']}: {type(e).__name__}: {e}\n{traceback.format_exc()}",
+                        level="error",
+                        job_id=job["id"],
+                    )
+                    break
                 finally:
                     facts = runners[runner_name].facts if runner_name in runners else None
                     if facts and facts != stored_facts:

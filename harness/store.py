@@ -193,6 +193,13 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        if url.startswith("sqlite:") and url.split("?", 1)[0] in ("sqlite://", "sqlite:///"):
+            # SQLAlchemy takes these as an in-memory database: every result would be lost
+            # when the command exits.
+            raise StoreError(
+                f"results database {url!r} names no file (that is an in-memory database whose"
+                " results are lost on exit); use sqlite:///path/to/edgebench.db"
+            )
         try:
             self.engine: Engine = sa.create_engine(_driver_url(url), future=True)
             if self.engine.dialect.name == "sqlite":

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    field_validator,
     model_validator,
 )
 
@@ -145,6 +146,16 @@ class AccuracySpec(Strict):
     dataset: str
     split: Literal["test", "train", "calibration"] = "test"
     limit: int | None = Field(None, ge=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        # Found when the suite loads, not when the first job wants the split.
+        from suites.datasets import DATASETS
+
+        if value not in DATASETS:
+            raise ValueError(f"unknown dataset {value!r} (known: {', '.join(sorted(DATASETS))})")
+        return value
 
 
 class DeviceSelection(Strict):

@@ -21,17 +21,41 @@ Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 
-def _construct(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> Any:
+# A suite or lab file is a few hundred nodes; a "billion laughs" file of aliases to
+# aliases expands to billions. Far above any real file, far below a hang.
+MAX_NODES = 20_000
+
+
+class _YamlProblem(Exception):
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _construct(node: yaml.Node, path: Loc, lines: dict[Loc, int], budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _YamlProblem(
+            f"more than {MAX_NODES} values (aliases expanding without end?)",
+            node.start_mark.line + 1,
+        )
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, (*path, key), lines)
+            line = key_node.start_mark.line + 1
+            if key in out:
+                # YAML would keep the last value silently: a typo'd copy-paste is a mistake.
+                first = lines.get((*path, key))
+                raise _YamlProblem(f"duplicate key {key!r} (first on line {first})", line)
+            lines[(*path, key)] = line
+            out[key] = _construct(value_node, (*path, key), lines, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*path, i), lines) for i, item in enumerate(node.value)]
+        return [
+            _construct(item, (*path, i), lines, budget) for i, item in enumerate(node.value)
+        ]
     # Scalars: let the safe constructor resolve ints, floats, bools, nulls.
     return yaml.safe_load(yaml.serialize(node))
 
@@ -55,7 +79,10 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
     lines: dict[Loc, int] = {}
     if node is None:
         return {}, lines
-    return _construct(node, (), lines), lines
+    try:
+        return _construct(node, (), lines, [MAX_NODES]), lines
+    except _YamlProblem as e:
+        raise SuiteError(str(e), file=str(path), line=e.line) from None
 
 
 def line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:

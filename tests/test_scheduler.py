@@ -69,6 +69,8 @@ class ScriptedRunner(Runner):
             raise TransportError("connection reset", device=self.device)
         if outcome == "agent":
             raise AgentError("load_failed", "model does not load", device=self.device)
+        if outcome == "bug":
+            raise KeyError("accuracy dataset 'digitz'")  # not a DeviceError: a mistake or a bug
         if outcome == "block":
             STARTED.set()
             self._killed.wait(10)
@@ -178,6 +180,19 @@ def test_an_error_the_device_reports_fails_only_that_job(tmp_path: Path) -> None
     assert statuses == ["failed", "done", "done", "done"]
     error = lab.jobs()[0]["error"]
     assert error["type"] == "AgentError" and error["kind"] == "load_failed"
+
+
+def test_an_unforeseen_error_fails_the_job_with_its_cause_never_leaves_it_pending(
+    tmp_path: Path,
+) -> None:
+    SCRIPTS["a"] = ["bug", "ok"]
+    lab = Lab(tmp_path, ["a"], variants=1)
+    lab.execute()
+    first, second = lab.jobs()
+    assert first["status"] == "failed" and first["attempts"] == 1  # no retry of a bug
+    assert first["error"]["type"] == "KeyError" and "digitz" in first["error"]["message"]
+    assert second["status"] == "done"  # the device's other jobs went on
+    assert not lab.store.jobs_for_run(lab.run_id, status="pending")
 
 
 def test_a_device_dying_mid_run_is_quarantined_while_the_others_finish(tmp_path: Path) -> None:
