@@ -99,6 +99,34 @@ def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def writable_file(path: Path, option: str) -> Path:
+    """An output file the command can write: checked before any work, so that nothing
+    computed is lost to a mistyped folder."""
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path}: folder {folder} is not writable")
+    return path
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """An output folder: either a writable folder, or one that can be made in a
+    writable parent."""
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"{option} {path}: exists and is not a folder")
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {path}: folder is not writable")
+        return path
+    parent = next((p for p in path.parents if p.exists()), Path("/"))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot create it in {parent}")
+    return path
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -362,7 +390,7 @@ def lab_export(file: Path) -> None:
     """Write the device registry to a lab file."""
     from harness.lab import export_lab
 
-    count = export_lab(open_store(), file)
+    count = export_lab(open_store(), writable_file(file, "lab export"))
     console.print(f"wrote {count} device(s) to {file}")
 
 
@@ -626,6 +654,8 @@ def report_cmd(
     """Write a self-contained HTML report of a run."""
     from harness.compare import parse_thresholds
 
+    if output is not None:
+        writable_folder(output, "-o")
     ws = workspace()
     store = open_store(ws)
     run_id = store.resolve_run(run)["id"]
@@ -661,8 +691,16 @@ def compare_cmd(
 
     if fmt not in ("text", "md", "json"):
         raise UsageError(f"--format {fmt!r}: expected text, md or json")
+    thresholds = parse_thresholds(threshold)
     store = open_store()
-    result = compare_runs(store, run_a, run_b, parse_thresholds(threshold))
+    result = compare_runs(store, run_a, run_b, thresholds)
+    suite_a, suite_b = result["run_a"]["suite"], result["run_b"]["suite"]
+    if suite_a != suite_b:
+        err_console.print(
+            f"edgebench: warning: the runs are of different suites ({suite_a!r} and "
+            f"{suite_b!r}); jobs pair by device, model, variant and setting only",
+            highlight=False,
+        )
     if fmt == "json":
         print_json(result)
     else:
@@ -711,8 +749,8 @@ def export_cmd(
         raise UsageError("--format parquet needs -o FILE (Parquet is binary)")
     if samples and fmt == "pytest-benchmark":
         raise UsageError("--samples is for csv and parquet")
-    if output is not None and output.is_dir():
-        raise UsageError(f"{output}: is a folder; give a file name")
+    if output is not None:
+        writable_file(output, "-o")
     store = open_store()
     data = report_data(store, run, samples=False)
     windows_of = store.job_samples
@@ -762,6 +800,8 @@ def publish_cmd(
 
     from harness.publish import publish_site
 
+    if output is not None:
+        writable_folder(output, "-o")
     ws = workspace()
     store = open_store(ws)
     site = output or ws.home / "site"
@@ -814,9 +854,8 @@ def infer_cmd(
         raise UsageError(f"{model}: model must be {known}")
     if not model.is_file():
         raise UsageError(f"{model}: no such file")
-    if output is not None and not output.parent.is_dir():
-        # Checked before the work, so computed outputs are never thrown away.
-        raise UsageError(f"-o {output}: folder {output.parent} does not exist")
+    if output is not None:
+        writable_file(output, "-o")  # before the work: computed outputs are never lost
     try:
         x = np.load(input, allow_pickle=False)
     except (OSError, ValueError) as e:

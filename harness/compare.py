@@ -16,6 +16,7 @@ The verdicts are plain JSON dicts (``compare --format json`` prints them);
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,8 +79,10 @@ def parse_thresholds(values: list[str] | None) -> dict[str, float]:
             value = float(text.strip().removesuffix("%").removesuffix("pp"))
         except ValueError:
             raise UsageError(f"--threshold {raw!r}: {text!r} is not a number") from None
-        if value < 0:
-            raise UsageError(f"--threshold {raw!r}: must be >= 0")
+        if not math.isfinite(value) or value < 0:
+            # nan compares false with everything and inf never triggers: either would
+            # switch the gate off without a word.
+            raise UsageError(f"--threshold {raw!r}: must be a finite number >= 0")
         out[name] = value / 100.0
     return out
 

@@ -24,13 +24,10 @@ from harness import __version__, figures
 from harness.errors import UsageError
 from harness.store import Store
 from harness.workspace import git_commit
-from runners.benchmark_model import (
-    BenchmarkModelParseError,
-    PhaseStats,
-    parse_benchmark_model,
-)
+from runners.benchmark_model import BenchmarkModelParseError, parse_benchmark_model
 from runners.ort_perf_test import OrtPerfTestParseError, parse_ort_perf_test
 from runners.records import Figure, JobMeasurement, Memory, Provenance, ToolStatistics, to_plain
+from runners.tool_stats import benchmark_model_statistics, ort_perf_test_statistics
 from runners.trtexec import TrtexecParseError, parse_export_times, parse_trtexec_log
 
 _SUMMARY_ONLY = "summary only: {tool}'s own statistics{more}, no raw samples"
@@ -165,28 +162,7 @@ def _benchmark_model_jobs(files: list[Path]) -> list[ImportedJob]:
             r = parse_benchmark_model(_read(log))
         except BenchmarkModelParseError as e:
             raise UsageError(f"{log}: {e}") from None
-        timed = r.timed
-        mean = timed.avg_s if timed and timed.avg_s is not None else r.inference_avg_s
-        same = timed.curr_s if timed and timed.all_same else None
-        if mean is None:
-            mean = same  # every run took the same time: that time is the mean, min, max
-        stats = ToolStatistics(
-            tool="benchmark_model",
-            mean_s=mean,
-            median_s=timed.median_s if timed else None,
-            min_s=timed.min_s if timed and timed.min_s is not None else same,
-            max_s=timed.max_s if timed and timed.max_s is not None else same,
-            std_s=timed.std_s if timed else None,
-            std_ddof=0,
-            percentiles_s=(
-                {f"{p:g}": v for p, v in timed.percentiles_s.items() if p != 50.0} if timed else {}
-            ),
-            count=timed.count if timed else None,
-            throughput_per_s=1.0 / mean if mean else None,
-            first_s=timed.first_s if timed else None,
-            note="benchmark_model's own statistics: avg is a mean, std has ddof 0, "
-            f"percentiles are {PhaseStats.PERCENTILE_METHOD}",
-        )
+        stats = benchmark_model_statistics(r)
         jobs.append(
             _imported_job(
                 log,
@@ -213,18 +189,7 @@ def _ort_perf_test_jobs(files: list[Path]) -> list[ImportedJob]:
             r = parse_ort_perf_test(_read(log))
         except OrtPerfTestParseError as e:
             raise UsageError(f"{log}: {e}") from None
-        pct = {f"{p:g}": v for p, v in r.percentiles_s.items()}
-        stats = ToolStatistics(
-            tool="onnxruntime_perf_test",
-            mean_s=r.mean_s,
-            median_s=pct.pop("50", None),
-            min_s=r.min_s,
-            max_s=r.max_s,
-            percentiles_s=pct,
-            count=r.timed_requests if r.timed_requests is not None else r.requests,
-            throughput_per_s=r.throughput_per_s,
-            note=f"percentiles: {r.PERCENTILE_METHOD}",
-        )
+        stats = ort_perf_test_statistics(r)
         jobs.append(
             _imported_job(
                 log,

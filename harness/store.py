@@ -201,6 +201,18 @@ class Store:
                 " results are lost on exit); use sqlite:///path/to/edgebench.db"
             )
         try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StoreError(
+                f"results database {url!r} is not a database URL"
+                " (sqlite:///path/to/edgebench.db or postgresql://user@host/db)"
+            ) from None
+        if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+            raise StoreError(
+                f"results database {_safe_url(url)}: {parsed.get_backend_name()} is not"
+                " supported (use sqlite:///FILE or postgresql://...)"
+            )
+        try:
             self.engine: Engine = sa.create_engine(_driver_url(url), future=True)
             if self.engine.dialect.name == "sqlite":
                 # Foreign keys and a wait for a concurrent writer instead of "database is locked".
@@ -213,7 +225,8 @@ class Store:
 
             self.migrate()
         except sa.exc.SQLAlchemyError as e:
-            raise StoreError(f"cannot open results database {_safe_url(url)}: {e.orig or e}") from e
+            cause = getattr(e, "orig", None) or e
+            raise StoreError(f"cannot open results database {_safe_url(url)}: {cause}") from e
 
     # -- schema -------------------------------------------------------------
     def version(self) -> int:

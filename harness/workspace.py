@@ -21,7 +21,20 @@ class Workspace:
         return cls(home=root, db_url=url)
 
     def ensure(self) -> Workspace:
-        self.home.mkdir(parents=True, exist_ok=True)
+        from harness.errors import UsageError
+
+        if self.home.exists() and not self.home.is_dir():
+            raise UsageError(f"EDGEBENCH_HOME {self.home}: is a file, not a folder")
+        try:
+            # Readable by its user only: the store holds device addresses and options.
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            probe = self.home / ".write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise UsageError(
+                f"EDGEBENCH_HOME {self.home}: cannot use it ({e.strerror or e})"
+            ) from None
         return self
 
     @property

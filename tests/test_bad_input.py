@@ -104,3 +104,45 @@ def test_empty_resume_and_in_memory_database_are_refused(eb: Runner) -> None:
 def test_hints_are_shell_quoted_and_names_print_as_written(eb: Runner) -> None:
     out = eb("device", "add", "lab.pi-5").stdout
     assert "`edgebench device check lab.pi-5`" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (("--db", "mysql://u@h/db", "runs", "list"), "mysql is not supported"),
+        (("--db", "::bad", "runs", "list"), "is not a database URL"),
+        (("--db", "postgresql://u@localhost:99999/db", "runs", "list"), "invalid port"),
+        (("lab", "export", "/nonexistent-dir/lab.yaml"), "folder /nonexistent-dir does not exist"),
+        (("export", "latest", "--format", "csv", "-o", "/nonexistent-dir/a.csv"), "does not exist"),
+        (
+            (
+                "infer",
+                "m.tflite",
+                "--device",
+                "d",
+                "--input",
+                "x.npy",
+                "-o",
+                "/nonexistent-dir/y.npy",
+            ),
+            "m.tflite",
+        ),
+        (("compare", "a", "b", "--threshold", "p50=nan"), "finite number"),
+        (("compare", "a", "b", "--threshold", "p50=inf"), "finite number"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else v,
+)
+def test_bad_paths_urls_and_thresholds(eb: Runner, argv: tuple[str, ...], names: str) -> None:
+    _refused(eb(*argv, check=False), names)
+
+
+def test_workspace_that_is_a_file_or_unusable(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for home, names in ((afile, "is a file"), (Path("/proc/edgebench"), "cannot use it")):
+        _refused(make_runner(home, tmp_path)("runs", "list", check=False), "EDGEBENCH_HOME", names)
+
+
+def test_the_workspace_is_private_to_its_user(eb: Runner, tmp_path: Path) -> None:
+    eb("device", "list")
+    assert (tmp_path / "home").stat().st_mode & 0o077 == 0
