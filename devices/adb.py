@@ -364,7 +364,9 @@ class _ServerRoute(_Route):
             try:
                 chunk = sock.recv(n - len(data))
             except TimeoutError:
-                raise self._err(f"the adb server at {self.server} stopped answering", True) from None
+                raise self._err(
+                    f"the adb server at {self.server} stopped answering", True
+                ) from None
             except OSError as e:
                 raise self._err(f"adb server connection dropped: {_reason(e)}") from None
             if not chunk:
@@ -519,6 +521,7 @@ class _AdbdStream(_Channel):
         return item
 
     def close(self) -> None:
+        self.incoming.put(self._EOF)  # a reader blocked on this stream sees its end
         if not self.closed:
             self.closed = True
             if self.conn.lost is None and self.opened.is_set():
@@ -897,7 +900,9 @@ class AdbTransport(Transport):
 
     # ------------------------------------------------------------------ commands
 
-    def _open_shell(self, argv: list[str], cwd: str, deadline: float) -> tuple[_ShellV2, int, bytes]:
+    def _open_shell(
+        self, argv: list[str], cwd: str, deadline: float
+    ) -> tuple[_ShellV2, int, bytes]:
         """Start ``argv`` under the wrapper; the shell, the pid and stdout read past it."""
         if not argv or not all(isinstance(a, str) for a in argv):
             raise ValueError(f"argv must be a non-empty list of strings, not {argv!r}")
@@ -1134,3 +1139,227 @@ class AdbTransport(Transport):
 
     def close(self) -> None:
         self.route.close()
+
+
+# --------------------------------------------------------------------------- facts
+
+# Set by edgebench's emulated phone (devices/emulators/adbd.py).
+EMULATED_PROPERTY = "edgebench.emulated"
+BATTERY_DIR = "/sys/class/power_supply/battery"
+
+# One shell round trip for the sysfs/procfs facts; it takes no input.
+_FACTS_SCRIPT = f"""\
+echo "== meminfo"; cat /proc/meminfo 2>/dev/null
+echo "== cpus"
+for d in /sys/devices/system/cpu/cpu[0-9]*; do
+  f="$d/cpufreq/cpuinfo_max_freq"
+  if [ -r "$f" ]; then echo "${{d##*cpu}} $(cat "$f")"; else echo "${{d##*cpu}} -"; fi
+done
+echo "== thermal"
+{{THERMAL}}
+echo "== battery"
+for k in present status capacity current_now voltage_now temp; do
+  [ -r {BATTERY_DIR}/$k ] && echo "$k $(cat {BATTERY_DIR}/$k 2>/dev/null)"
+done
+"""
+_THERMAL_SCRIPT = """\
+for z in /sys/class/thermal/thermal_zone*; do
+  [ -r "$z/temp" ] && echo "${z##*/} $(cat "$z/temp" 2>/dev/null) $(cat "$z/type" 2>/dev/null)"
+done
+"""
+_FACTS_SCRIPT = _FACTS_SCRIPT.replace("{THERMAL}", _THERMAL_SCRIPT.strip())
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("== "):
+            current = line[3:].strip()
+            out[current] = []
+        elif current:
+            out[current].append(line)
+    return out
+
+
+def _millidegrees(raw: str) -> float | None:
+    """A thermal zone's ``temp``: millidegrees C on every current kernel, whole degrees
+    on a few old ones; the disabled-sensor markers (-273000, huge values) are None."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    celsius = value / 1000.0 if abs(value) >= 1000 else value
+    return celsius if -40.0 <= celsius <= 200.0 else None
+
+
+def parse_thermal(lines: list[str]) -> dict[str, dict[str, Any]]:
+    """``zone temp type`` lines -> {zone: {"type": type, "temp_c": degrees}}."""
+    zones: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        fields = line.split(maxsplit=2)
+        if len(fields) < 2:
+            continue
+        temp = _millidegrees(fields[1])
+        if temp is not None:
+            zones[fields[0]] = {
+                "type": fields[2].strip() if len(fields) > 2 else "",
+                "temp_c": temp,
+            }
+    return zones
+
+
+def read_thermal(transport: AdbTransport) -> dict[str, dict[str, Any]]:
+    """The phone's thermal zones now: {zone: {"type", "temp_c"}}."""
+    return parse_thermal(transport.check(["sh", "-c", _THERMAL_SCRIPT], 30).splitlines())
+
+
+def zone_temperatures(zones: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """{"zone (type)": degrees C}, the shape runners/cooldown.py reads."""
+    return {f"{z} ({v['type']})" if v["type"] else z: float(v["temp_c"]) for z, v in zones.items()}
+
+
+def cpu_clusters(max_khz: dict[int, int | None]) -> list[dict[str, Any]]:
+    """Cores grouped by their maximum frequency, slowest group first."""
+    groups: dict[int, list[int]] = {}
+    for cpu, khz in max_khz.items():
+        groups.setdefault(khz or 0, []).append(cpu)
+    return [
+        {"max_khz": khz or None, "cpus": sorted(cpus), "mask": cpu_mask(cpus)}
+        for khz, cpus in sorted(groups.items())
+    ]
+
+
+def cpu_mask(cpus: list[int]) -> str:
+    """taskset's hex mask of these cores."""
+    return format(sum(1 << c for c in cpus), "x")
+
+
+def big_little(clusters: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """``little`` = the slowest cluster, ``big`` = every other core (big and prime
+    cores on tri-cluster SoCs). A phone whose cores all share one maximum frequency
+    has no split: both are every core."""
+    every = sorted(c for cl in clusters for c in cl["cpus"])
+    if len(clusters) < 2:
+        return {"big": every, "little": every}
+    little = list(clusters[0]["cpus"])
+    return {"big": [c for c in every if c not in little], "little": little}
+
+
+_DUMPSYS_STATUS = {"2": "Charging", "3": "Discharging", "4": "Not charging", "5": "Full"}
+
+
+def parse_dumpsys_battery(text: str) -> dict[str, Any]:
+    """``dumpsys battery``: level, status, powered flags, voltage (mV), temperature."""
+    values = dict(re.findall(r"^\s*([A-Za-z][\w ]*?):\s*(.*?)\s*$", text, flags=re.M))
+    powered = [k.split()[0] for k in values if k.endswith("powered") and values[k] == "true"]
+    out: dict[str, Any] = {"source": "dumpsys battery"}
+    if values.get("level", "").isdigit():
+        out["level_pct"] = int(values["level"])
+    if "status" in values:
+        out["status"] = _DUMPSYS_STATUS.get(values["status"], values["status"])
+    if values.get("voltage", "").isdigit():
+        out["voltage_v"] = int(values["voltage"]) / 1000.0
+    if re.fullmatch(r"-?\d+", values.get("temperature", "")):
+        out["temp_c"] = int(values["temperature"]) / 10.0
+    out["powered_by"] = powered
+    out["charging"] = out.get("status") in ("Charging", "Full") or bool(powered)
+    return out
+
+
+def parse_battery_sysfs(lines: list[str]) -> dict[str, Any] | None:
+    values = dict(line.split(" ", 1) for line in lines if " " in line)
+    if not values:
+        return None
+    out: dict[str, Any] = {"source": BATTERY_DIR}
+    if values.get("capacity", "").strip().isdigit():
+        out["level_pct"] = int(values["capacity"])
+    if "status" in values:
+        out["status"] = values["status"].strip()
+        out["charging"] = out["status"] in ("Charging", "Full")
+    for key in ("current_now", "voltage_now"):
+        if re.fullmatch(r"-?\d+", values.get(key, "").strip()):
+            out[key] = int(values[key])
+    if re.fullmatch(r"-?\d+", values.get("temp", "").strip()):
+        out["temp_c"] = int(values["temp"]) / 10.0  # power_supply temp: tenths of a degree
+    out["current_sensor"] = "current_now" in out and "voltage_now" in out
+    return out
+
+
+def read_battery(transport: AdbTransport) -> dict[str, Any] | None:
+    """Battery state from sysfs, else ``dumpsys battery``; None when neither answers."""
+    lines = transport.run(["sh", "-c", _FACTS_SCRIPT], 30).stdout
+    battery = parse_battery_sysfs(_sections(lines).get("battery", []))
+    if battery is not None:
+        return battery
+    done = transport.run(["dumpsys", "battery"], 30)
+    return parse_dumpsys_battery(done.stdout) if done.returncode == 0 and done.stdout else None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"\d+", text.strip()) else None
+
+
+def probe_android(transport: AdbTransport) -> dict[str, Any]:
+    """What the phone says it is (``edgebench device check``)."""
+    props = transport.getprop()
+    sections = _sections(transport.check(["sh", "-c", _FACTS_SCRIPT], 60))
+    meminfo = dict(
+        (k, int(v))
+        for k, v in re.findall(r"^(\w+):\s+(\d+) kB", "\n".join(sections.get("meminfo", [])), re.M)
+    )
+    max_khz: dict[int, int | None] = {}
+    for line in sections.get("cpus", []):
+        cpu, _, khz = line.partition(" ")
+        if cpu.isdigit():
+            max_khz[int(cpu)] = _int(khz)
+    clusters = cpu_clusters(max_khz)
+    battery = parse_battery_sysfs(sections.get("battery", []))
+    if battery is None:
+        done = transport.run(["dumpsys", "battery"], 30)
+        if done.returncode == 0 and done.stdout.strip():
+            battery = parse_dumpsys_battery(done.stdout)
+    thermal = parse_thermal(sections.get("thermal", []))
+    abi = props.get("ro.product.cpu.abi") or None
+    sdk = props.get("ro.build.version.sdk", "")
+    facts: dict[str, Any] = {
+        "os": "android",
+        "transport": "adb",
+        "route": transport.route.describe(),
+        "hostname": props.get("ro.serialno") or props.get("net.hostname") or transport.device.name,
+        "board_model": props.get("ro.product.model") or None,
+        "manufacturer": props.get("ro.product.manufacturer") or None,
+        "soc": props.get("ro.soc.model")
+        or props.get("ro.board.platform")
+        or props.get("ro.hardware")
+        or None,
+        "soc_manufacturer": props.get("ro.soc.manufacturer") or None,
+        "arch": abi,
+        "abis": [a for a in props.get("ro.product.cpu.abilist", abi or "").split(",") if a],
+        "android_version": props.get("ro.build.version.release") or None,
+        "sdk": int(sdk) if sdk.isdigit() else None,
+        "os_release": f"Android {props.get('ro.build.version.release', '?')} (SDK {sdk or '?'})",
+        "build": props.get("ro.build.fingerprint") or None,
+        "kernel": None,
+        "cpu_model": props.get("ro.soc.model") or props.get("ro.board.platform") or None,
+        "cpu_cores": len(max_khz) or None,
+        "cpu_max_khz": {str(k): v for k, v in sorted(max_khz.items())},
+        "cpu_clusters": clusters,
+        "big_little": big_little(clusters),
+        "memory_total_bytes": meminfo["MemTotal"] * 1024 if "MemTotal" in meminfo else None,
+        "memory_available_bytes": (
+            meminfo["MemAvailable"] * 1024 if "MemAvailable" in meminfo else None
+        ),
+        "battery": battery,
+        "thermal_zones": thermal,
+        "emulated": props.get(EMULATED_PROPERTY) in ("1", "true"),
+        "sensors": (
+            [{"kind": "android_battery", "path": BATTERY_DIR}]
+            if battery and battery.get("current_sensor")
+            else []
+        ),
+    }
+    uname = transport.run(["uname", "-r"], 30)
+    if uname.returncode == 0:
+        facts["kernel"] = uname.stdout.strip() or None
+    return facts

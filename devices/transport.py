@@ -389,7 +389,7 @@ def make_transport(device: DeviceConfig, workspace: Path) -> Transport:
 
 def _load_builtin_transports() -> None:
     # Importing a transport module runs its @register_transport decorator.
-    from devices import local, memory, qemu, serial, ssh  # noqa: F401
+    from devices import adb, local, memory, qemu, serial, ssh  # noqa: F401
     from devices.emulators import renode  # noqa: F401
 
 

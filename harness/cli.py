@@ -136,7 +136,7 @@ def print_json(obj: Any) -> None:
 def device_add(
     name: str,
     transport: Annotated[
-        str, typer.Option(help="How to reach it: local, ssh, qemu, serial, renode.")
+        str, typer.Option(help="How to reach it: local, ssh, adb, qemu, serial, renode.")
     ] = "local",
     address: Annotated[
         str,
@@ -150,6 +150,14 @@ def device_add(
     board: Annotated[
         str | None,
         typer.Option(help="Microcontrollers: board profile (e.g. mps2-an386, nucleo-f746zg)."),
+    ] = None,
+    adb_serial: Annotated[
+        str | None,
+        typer.Option(help="Android: the phone's serial, through the adb server (adb devices)."),
+    ] = None,
+    adb_host: Annotated[
+        str | None,
+        typer.Option(help="Android: adbd over TCP, host:port (adb tcpip 5555), RSA key auth."),
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="k=v tag (repeatable).")] = None,
     device_type: Annotated[str | None, typer.Option("--type", help="Device type profile.")] = None,
@@ -186,6 +194,13 @@ def device_add(
     if board:
         options["board"] = board
         device_type = device_type or board
+    if adb_serial and adb_host:
+        raise UsageError("--adb-serial and --adb-host are two routes to a phone: give one")
+    if adb_serial or adb_host:
+        if transport not in ("local", "adb"):
+            raise UsageError(f"--adb-serial/--adb-host are for --transport adb, not {transport}")
+        transport = "adb"
+        options["serial" if adb_serial else "host"] = adb_serial or adb_host
     if transport == "ssh" and not address:
         raise UsageError("--transport ssh needs --host user@host[:port]")
     config = DeviceConfig(name=name, transport=transport, address=address, options=options)
@@ -877,6 +892,8 @@ def infer_cmd(
         runner = runner_class(runtime.runner)(transport)
         try:
             y = runner.infer(file, setting, x)
+        except NotImplementedError as e:
+            raise UsageError(f"device {device!r}: {e}") from None
         finally:
             runner.close()
     finally:
@@ -920,6 +937,7 @@ def import_cmd(
 
 class EmulateTarget(StrEnum):
     mcu = "mcu"
+    phone = "phone"
 
 
 @app.command("emulate")
@@ -927,15 +945,27 @@ def emulate_cmd(
     target: Annotated[EmulateTarget, typer.Argument(help="What to emulate: mcu.")],
     board: Annotated[str, typer.Option(help="Board profile to emulate.")] = "mps2-an386",
     port: Annotated[
-        int, typer.Option(min=1, max=65535, help="TCP port of the emulated UART.")
-    ] = 4555,
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="TCP port: the MCU's UART (4555) or the phone's adbd (5555)."
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(help="Full-integer .tflite to run (default: the mcu suite's baseline)."),
     ] = None,
 ) -> None:
-    """Run an emulated device in the foreground, for driving by hand or by another
-    tool (MLPerf Tiny's runner) through socket://127.0.0.1:PORT; Ctrl-C stops it."""
+    """Run an emulated device in the foreground, for driving by hand or by another tool:
+    an MCU's UART on socket://127.0.0.1:PORT (MLPerf Tiny's runner), or a phone's adbd
+    (`adb connect 127.0.0.1:PORT`); Ctrl-C stops it."""
+    if target is EmulateTarget.phone:
+        from devices.emulators.adbd import run_foreground as run_phone
+
+        if board != "mps2-an386" or model is not None:
+            raise UsageError("--board and --model are for `emulate mcu`")
+        run_phone(port or 5555)
+        return
+    port = port or 4555
     from devices.boards import BoardError, load_board
     from devices.transport import sha256_file
     from runners.base import ModelFile

@@ -48,7 +48,15 @@ from harness.artifacts import ArtifactCache, Variant
 from harness.errors import RunError, UsageError
 from harness.store import Store
 from harness.workspace import Workspace, git_commit
-from runners.base import EvalSet, Job, MeasureRules, ModelFile, Runner, runner_class
+from runners.base import (
+    EvalSet,
+    Job,
+    MeasureRules,
+    ModelFile,
+    Runner,
+    runner_class,
+    runner_names,
+)
 from suites.datasets import load_dataset
 from suites.runtimes import get_runtime
 from suites.schema import Suite
@@ -71,6 +79,12 @@ def setting_label(setting: dict[str, Any]) -> str:
         label += f" -{setting['optimize']}"
     if setting.get("dsp") is False:
         label += " no-dsp"
+    if setting.get("delegate") and setting["delegate"] not in ("none", "xnnpack"):
+        label += f" {setting['delegate']}"
+    if setting.get("cores") and setting["cores"] != "all":
+        label += f" cores={setting['cores']}"
+    if setting.get("op_profiling"):
+        label += " op-profiling"
     return label
 
 
@@ -317,6 +331,11 @@ def probe_runner(transport: Transport) -> Runner:
         return runner_class("agent")(transport)
     if isinstance(transport, McuTarget):
         return runner_class("mcu")(transport)
+    # Any other transport: the first registered runner that drives it (a phone: android).
+    for name in runner_names():
+        cls = runner_class(name)
+        if cls.serves is not PosixHost and isinstance(transport, cls.serves):
+            return cls(transport)
     raise RunError(
         f"device {transport.device.name}: no runner can probe a {transport.name!r} device"
     )

@@ -153,7 +153,7 @@ def runner_class(name: str) -> type[Runner]:
 
 def _load_builtin_runners() -> None:
     # Importing a runner module runs its @register_runner decorator.
-    from runners import agent_runner, tensorrt  # noqa: F401
+    from runners import agent_runner, android_runner, tensorrt  # noqa: F401
     from runners.mcu import runner  # noqa: F401
 
 

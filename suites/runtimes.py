@@ -162,3 +162,48 @@ class McuSettings(RuntimeSettings):
 
     def extra(self) -> dict[str, Any]:
         return {"optimize": self.optimize, "dsp": self.dsp}
+
+
+class _AndroidToolSettings(RuntimeSettings):
+    """A vendor benchmark binary on an Android phone, driven over ADB (runner
+    ``android``): one job per thread count; ``cores`` pins it with taskset (big or
+    little cores as the phone's cpufreq groups them, or a hex mask)."""
+
+    delegate: Literal["none", "xnnpack", "gpu", "nnapi", "external"] = "xnnpack"
+    external_delegate: str | None = None  # the delegate .so on the phone (delegate: external)
+    cores: str = "all"
+    op_profiling: bool = False
+
+    @field_validator("cores")
+    @classmethod
+    def _cores(cls, value: str) -> str:
+        import re
+
+        if value not in ("all", "big", "little") and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", value):
+            raise ValueError("cores must be all, big, little or a hex CPU mask")
+        return value
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "providers": None,
+            "delegate": self.delegate,
+            "external_delegate": self.external_delegate,
+            "cores": self.cores,
+            "op_profiling": self.op_profiling,
+        }
+
+
+@runtime("benchmark_model", formats=("tflite",), runner="android", suffixes=(".tflite",))
+class BenchmarkModelSettings(_AndroidToolSettings):
+    """LiteRT's ``benchmark_model`` on the phone."""
+
+    runtime: Literal["benchmark_model"]
+
+
+@runtime("ort_perf_test", formats=("onnx",), runner="android", suffixes=(".onnx",))
+class OrtPerfTestSettings(_AndroidToolSettings):
+    """``onnxruntime_perf_test`` on the phone (delegate: none = the CPU provider,
+    nnapi = the NNAPI execution provider)."""
+
+    runtime: Literal["ort_perf_test"]
+    delegate: Literal["none", "xnnpack", "gpu", "nnapi", "external"] = "none"

@@ -79,6 +79,13 @@ CASES: dict[str, list] = {
         wrong("device", "add", "m4", "--board", names="option '--board' " + NEEDS_VALUE),
         wrong(
             "device",
+            *("add", "p", "--adb-serial", "S1", "--adb-host", "h:5555"),
+            names="two routes to a phone",
+        ),
+        wrong("device", "add", "p", "--transport", "ssh", "--adb-host", "h:5555",
+              names="are for --transport adb"),  # fmt: skip
+        wrong(
+            "device",
             *("add", "m4", "--transport", "qemu", "--board", "mps2-an999"),
             names="unknown board 'mps2-an999'",
         ),
@@ -226,6 +233,8 @@ CASES: dict[str, list] = {
         wrong("emulate", "mcu", "--board", "nucleo-f746zg", names="qemu does not emulate"),
         wrong("emulate", "mcu", "--model", "missing.tflite", names="--model missing.tflite"),
         wrong("emulate", "mcu", "extra", names=EXTRA),
+        wrong("emulate", "phone", "--model", "m.tflite", names="are for `emulate mcu`"),
+        wrong("emulate", "phone", "--port", "0", names="invalid value for '--port'"),
     ),
     "import": _mistakes(
         "import",
