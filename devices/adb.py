@@ -139,10 +139,7 @@ class AdbOptions(DeviceOptions):
     )
     onnxruntime_perf_test_x86_64: str | None = None
     onnxruntime_perf_test_x86: str | None = None
-    # Cool-down before each job (runners/cooldown.py): wait until the hottest thermal
-    # zone is below this many degrees C, for at most cooldown_limit_s.
-    cooldown_below_c: float | None = None
-    cooldown_limit_s: float = Field(300.0, ge=0)
+    # cooldown_below_c / cooldown_limit_s: DeviceOptions (every device with thermal zones).
     # Battery power calibration; "auto" infers it from the readings (runner doc).
     battery_current_unit: Literal["auto", "uA", "mA"] = "auto"
     battery_discharge_sign: Literal["auto", "positive", "negative"] = "auto"

@@ -52,6 +52,10 @@ class DeviceOptions(PowerOptions):
     python: str | None = None  # interpreter the agent runs under
     workdir: str | None = None  # where edgebench keeps its files on the device
     trtexec: str | None = None  # TensorRT's trtexec, when not found on the board
+    # Cool-down before each job on a device with thermal zones (Linux boards, phones):
+    # wait until the hottest zone is below this many degrees C, at most cooldown_limit_s.
+    cooldown_below_c: float | None = None
+    cooldown_limit_s: float = Field(300.0, ge=0)
 
 
 def option_errors(options: BaseModel | type[BaseModel], values: dict[str, Any]) -> list[str]:

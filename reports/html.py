@@ -20,6 +20,7 @@ from reports.tables import (
     HIGHLIGHT_TITLES,
     HTML_COLUMNS,
     LABEL_KEYS,
+    SECONDARY_ESTIMATED,
     any_estimated,
     chain_text,
     device_highlights,
@@ -47,7 +48,7 @@ _ENV = Environment(
 )
 
 # Columns whose bracketed secondary figure goes on a second line.
-_SPLIT_KEYS = ("size", "accuracy")
+_SPLIT_KEYS = ("size", "accuracy", "energy")
 # Highlight -> the table column whose best cell it marks.
 _HIGHLIGHT_COLUMNS = {
     "smallest": "size",
@@ -143,8 +144,9 @@ def _highlights(
 
 
 def _cell(row: dict[str, Any], key: str, best: bool) -> dict[str, Any]:
-    """One figure cell: the main text, plus the bracketed secondary figure of File size and
-    Accuracy ("(zstd 60.1 KiB)", "(99.7%)") that the template puts on a line below."""
+    """One figure cell: the main text, plus the lines the template puts below it: the
+    bracketed secondary figure of File size, Accuracy and Energy ("(zstd 60.1 KiB)",
+    "(99.7%)", the battery impact "(55%)"), and under the energy the mean power."""
     main, sep, rest = row[key].partition(" (") if key in _SPLIT_KEYS else (row[key], "", "")
     classes = [c for c, on in (("estimated", key in row["estimated"]), ("best", best)) if on]
     title = None
@@ -152,14 +154,18 @@ def _cell(row: dict[str, Any], key: str, best: bool) -> dict[str, Any]:
         title = "estimated"
     elif key == "accuracy" and row["accuracy_n"]:
         title = f"n={row['accuracy_n']}"
-    sub, sub_estimated = ("(" + rest if sep else None), False
+    subs = []
+    if sep:
+        own = SECONDARY_ESTIMATED.get(key)
+        subs.append({"text": "(" + rest, "estimated": own is not None and own in row["estimated"]})
     if key == "energy" and row["mean_power"] != "-":
         # Mean power while running, under the energy it produced.
-        sub, sub_estimated = f"at {row['mean_power']}", "mean_power" in row["estimated"]
+        subs.append(
+            {"text": f"at {row['mean_power']}", "estimated": "mean_power" in row["estimated"]}
+        )
     return {
         "main": main,
-        "sub": sub,
-        "sub_estimated": sub_estimated,
+        "subs": subs,
         "estimated": key in row["estimated"],
         "class": " ".join(classes) or None,
         "title": title,
@@ -192,7 +198,9 @@ def _section(
         "highlights": cards,
         "baseline": found["baseline"],
         "accuracy_cost": found["accuracy_cost"],
-        "any_estimated": any_estimated(rows, results, [*figure_keys, "mean_power"]),
+        "any_estimated": any_estimated(
+            rows, results, [*figure_keys, "mean_power", *SECONDARY_ESTIMATED.values()]
+        ),
         "accuracy_not_meaningful": any(not r["accuracy_meaningful"] for r in rows),
         "power_note": power_note(results),
         "latency_estimated": any("latency" in r["estimated"] for r in rows),

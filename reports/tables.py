@@ -31,7 +31,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("accuracy", "Accuracy (retention)"),
     ("latency", "Latency p50 / p90"),
     ("peak_mem", "Peak memory"),
-    ("energy", "Energy / inference"),
+    ("energy", "Energy / inference (battery impact)"),
     ("n", "n"),
 ]
 # The HTML table shows p99 right after the p50 / p90 column, and EXTRA_COLUMNS at the end.
@@ -63,6 +63,14 @@ _FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     # The HTML table shows the mean power below the energy figure.
     "mean_power_w": ("mean_power",),
 }
+# Bracketed secondary figures that can be estimated on their own: column -> the key in a
+# row's `estimated` that marks the bracketed figure (the column key marks the main one).
+SECONDARY_ESTIMATED: dict[str, str] = {"energy": "battery_impact"}
+BATTERY_IMPACT_NOTE = (
+    "energy (n%): battery impact, the energy per inference as a share of the baseline's on "
+    "this device"
+)
+
 # Fields describing the power measurement itself (shown in the per-device power note).
 POWER_SETUP_FIELDS = ("power_rail", "power_sample_rate_hz", "idle_power_w")
 
@@ -73,7 +81,7 @@ _TEXT_MESSAGE_MAX = 100
 # The text table wraps the Technique column (at " → " where possible) to stay ~160 wide.
 _TEXT_TECHNIQUE_WIDTH = 28
 # Text-table columns whose bracketed secondary figure goes on a line of its own.
-_TEXT_SPLIT_KEYS = ("size", "accuracy")
+_TEXT_SPLIT_KEYS = ("size", "accuracy", "energy")
 # Text-table headers on two lines where the full header is wider than its figures.
 _TEXT_HEADERS: dict[str, tuple[str, str]] = {
     "params": ("Params /", "non-zeros"),
@@ -170,6 +178,17 @@ def fmt_pct(fraction: float | None) -> str:
     return "-" if fraction is None else f"{fraction * 100:.1f}%"
 
 
+def fmt_share(fraction: float | None) -> str:
+    """A share in whole percent, as a case-study table gives it: 0.55 -> "55%"; a share
+    below 0.5% is "<1%" so that it never reads as nothing."""
+    if _missing(fraction):
+        return "-"
+    assert fraction is not None
+    if 0 < fraction < 0.005:
+        return "<1%"
+    return f"{fraction * 100:.0f}%"
+
+
 def fmt_pp(delta_fraction: float) -> str:
     """Accuracy difference in percentage points: -0.003 -> "-0.3 pp" (never "-0.0")."""
     value = round(delta_fraction * 100, 1)
@@ -237,6 +256,26 @@ def is_baseline(result: JobResult, baseline_variant: str | None = None) -> bool:
     return result.baseline or (baseline_variant is not None and result.variant == baseline_variant)
 
 
+def _paired_baseline(
+    result: JobResult,
+    device_results: Sequence[JobResult],
+    baseline_variant: str | None,
+    usable: Callable[[JobResult], bool],
+) -> JobResult | None:
+    """The first finished, `usable` baseline among `device_results` that ran with the same
+    runtime setting as `result`, else the first one there. None when there is none, or when
+    `result` is itself a baseline."""
+    if is_baseline(result, baseline_variant):
+        return None
+    candidates = [
+        r
+        for r in device_results
+        if is_baseline(r, baseline_variant) and r.status == "done" and usable(r)
+    ]
+    same_setting = [r for r in candidates if runtime_label(r) == runtime_label(result)]
+    return (same_setting or candidates or [None])[0]
+
+
 def baseline_for(
     result: JobResult,
     device_results: Sequence[JobResult],
@@ -245,15 +284,21 @@ def baseline_for(
     """The finished baseline result with an accuracy that `result` compares against (same
     device; the same runtime setting when the baseline ran with several). None when there is
     none, or when `result` is itself a baseline."""
-    if is_baseline(result, baseline_variant):
-        return None
-    candidates = [
-        r
-        for r in device_results
-        if is_baseline(r, baseline_variant) and r.status == "done" and r.accuracy is not None
-    ]
-    same_setting = [r for r in candidates if runtime_label(r) == runtime_label(result)]
-    return (same_setting or candidates or [None])[0]
+    return _paired_baseline(
+        result, device_results, baseline_variant, lambda r: r.accuracy is not None
+    )
+
+
+def energy_baseline_for(
+    result: JobResult,
+    device_results: Sequence[JobResult],
+    baseline_variant: str | None = None,
+) -> JobResult | None:
+    """The finished baseline result whose energy `result`'s battery impact is measured
+    against: chosen as `baseline_for` does, but by its row, not by whether it has the figure.
+    Energy depends on the runtime setting, so a same-setting baseline without an energy gives
+    an unknown impact rather than a ratio against another setting."""
+    return _paired_baseline(result, device_results, baseline_variant, lambda r: True)
 
 
 def _retention(
@@ -265,6 +310,39 @@ def _retention(
     if base is None or result.accuracy is None or not base.accuracy:
         return None
     return float(result.accuracy) / float(base.accuracy)
+
+
+def _battery_impact(
+    result: JobResult, device_results: Sequence[JobResult], baseline_variant: str | None
+) -> tuple[str | None, bool]:
+    """(share, estimated): `result`'s energy per inference as a share of its baseline's
+    ("55%"; "100%" for a baseline with an energy; "-" when either energy is unknown), or None
+    when the device has no finished baseline to compare with. Estimated when either energy is
+    (a baseline against itself is 100% by definition, never estimated)."""
+    energy = result.energy_per_inference_j
+    if is_baseline(result, baseline_variant):
+        return ("-" if _missing(energy) else "100%"), False
+    base = energy_baseline_for(result, device_results, baseline_variant)
+    if base is None:
+        return None, False
+    reference = base.energy_per_inference_j
+    # A zero (or missing) reference has no meaningful share: "-", never 0 or infinity.
+    if _missing(energy) or _missing(reference) or reference is None or reference <= 0:
+        return "-", False
+    assert energy is not None
+    field = "energy_per_inference_j"
+    estimated = field in result.estimated or field in base.estimated
+    return fmt_share(float(energy) / float(reference)), estimated
+
+
+def _energy_text(result: JobResult, baseline: bool, impact: str | None) -> str:
+    """Energy per inference with its battery impact in brackets, as Accuracy shows its
+    retention: "22.4 µJ (71%)", "31.5 µJ (baseline)", "22.4 µJ (-)" when the baseline's
+    energy is unknown; no bracket without an energy or without a baseline to compare with."""
+    text = fmt_joules(result.energy_per_inference_j)
+    if text == "-" or impact is None:
+        return text
+    return f"{text} (baseline)" if baseline else f"{text} ({impact})"
 
 
 def _size_text(result: JobResult) -> str:
@@ -315,6 +393,9 @@ def _row(
             accuracy += f" ({fmt_pct(retention)})"
     if not meaningful:
         estimated = [c for c in estimated if c != "accuracy"]
+    impact, impact_estimated = _battery_impact(result, device_results, baseline_variant)
+    if impact_estimated:
+        estimated.append(SECONDARY_ESTIMATED["energy"])
     return {
         "device": result.device,
         "variant": one_line(result.variant or "-"),
@@ -332,7 +413,8 @@ def _row(
         "latency": _latency_text(latency),
         "p99": fmt_seconds(latency.p99 if latency else None),
         "peak_mem": _memory_text(result),
-        "energy": fmt_joules(result.energy_per_inference_j),
+        "energy": _energy_text(result, baseline, impact),
+        "battery_impact": impact or "-",
         "n": str(latency.n) if latency and latency.n is not None else "-",
         "init": fmt_seconds(result.init_s),
         "first_inference": fmt_seconds(result.first_inference_s),
@@ -384,15 +466,21 @@ def summary_rows(data: RunReport) -> list[dict[str, Any]]:
 
     Keys: device, variant, technique, runtime, status, message ("FAILED: ..." / "PENDING" or
     None), baseline (bool), accuracy_meaningful (bool), the column keys of HTML_COLUMNS
-    (unmarked strings), mean_power ("6.21 W", shown under the energy in HTML), accuracy_n,
-    and estimated (keys whose figure is estimated; renderers add the marker).
+    (unmarked strings), mean_power ("6.21 W", shown under the energy in HTML),
+    battery_impact (energy per inference as a share of the baseline's: "55%", "100%" for the
+    baseline, "-" when unknown; the Energy column shows it in brackets), accuracy_n, and
+    estimated (keys whose figure is estimated; renderers add the marker; "battery_impact"
+    marks the bracketed share of the Energy column).
     """
     return [row for _, rows in device_rows(data) for row in rows]
 
 
 def cell(row: dict[str, Any], key: str) -> str:
-    """A cell's text with the estimated marker applied."""
-    return row[key] + ("*" if key in row["estimated"] else "")
+    """A cell's text with the estimated markers applied: after the main figure, and after a
+    bracketed figure that is estimated on its own ("15.9 µJ* (50%)*")."""
+    main, sep, rest = row[key].partition(" (") if key in _TEXT_SPLIT_KEYS else (row[key], "", "")
+    star = "*" if key in row["estimated"] else ""
+    return main + star + (sep + rest + _secondary_star(row, key) if sep else "")
 
 
 def percentile_note(data: RunReport) -> str:
@@ -632,12 +720,25 @@ def _wrap_chain(text: str, width: int) -> list[str]:
     return lines
 
 
+def _secondary_star(row: dict[str, Any], key: str) -> str:
+    """The marker of a column's bracketed secondary figure, when it has one of its own."""
+    own = SECONDARY_ESTIMATED.get(key)
+    return "*" if own is not None and own in row["estimated"] else ""
+
+
+def shows_battery_impact(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a device's table shows a battery impact in brackets (so needs its note)."""
+    return any(r["message"] is None and " (" in r["energy"] for r in rows)
+
+
 def _text_table(rows: list[dict[str, Any]]) -> list[str]:
     """Rows may take several lines: the Technique chain wraps, and the bracketed secondary
-    figure of File size and Accuracy ("(zstd 60.1 KiB)", "(99.7%)") goes below the main one,
-    which keeps six variants within ~160 columns."""
+    figure of File size, Accuracy and Energy ("(zstd 60.1 KiB)", "(99.7%)", "(55%)") goes
+    below the main one, which keeps six variants within ~160 columns."""
     ok = [r for r in rows if r["message"] is None]
-    marked = {key for r in ok for key in r["estimated"]}
+    owners = {own: key for key, own in SECONDARY_ESTIMATED.items()}
+    # Columns with a marker anywhere (on the main or the bracketed figure).
+    marked = {owners.get(key, key) for r in ok for key in r["estimated"]}
     headers = {key: _TEXT_HEADERS.get(key, ("", header)) for key, header in COLUMNS}
 
     def cell_lines(row: dict[str, Any], key: str) -> list[str]:
@@ -651,8 +752,10 @@ def _text_table(rows: list[dict[str, Any]]) -> list[str]:
         lines = [main, "(" + rest] if sep else [main]
         # The marker follows the main figure; unmarked cells in a column with markers get a
         # blank in its place, so the right-aligned digits still line up.
-        star = "*" if key in row["estimated"] else " " if key in marked else ""
-        return [lines[0] + star] + [more + (" " if key in marked else "") for more in lines[1:]]
+        pad = " " if key in marked else ""
+        star = "*" if key in row["estimated"] else pad
+        more_star = _secondary_star(row, key) or pad
+        return [lines[0] + star] + [more + more_star for more in lines[1:]]
 
     cells = {
         id(r): {k: cell_lines(r, k) for k, _ in COLUMNS if r["message"] is None or k in LABEL_KEYS}
@@ -704,10 +807,13 @@ def _device_notes(
     data: RunReport, rows: Sequence[dict[str, Any]], results: Sequence[JobResult]
 ) -> list[str]:
     notes = []
-    if any_estimated(rows, results, [k for k, _ in COLUMNS]):
+    if any_estimated(rows, results, [k for k, _ in COLUMNS] + list(SECONDARY_ESTIMATED.values())):
         notes.append(ESTIMATED_NOTE)
     if any(not r["accuracy_meaningful"] for r in rows):
         notes.append(ACCURACY_NOT_MEANINGFUL_NOTE)
+    if shows_battery_impact(rows):
+        # The text header ("Energy / inference") has no room to say what the bracket is.
+        notes.append(BATTERY_IMPACT_NOTE)
     if (power := power_note(results)) is not None:
         notes.append(power)
     notes.append(percentile_note(data))
@@ -772,8 +878,9 @@ def _rich_cells(r: dict[str, Any]) -> list[Text]:
         return [*labels, Text(r["message"], style=style), *blanks]
     figures = []
     for k, _ in COLUMNS[len(LABEL_KEYS) :]:
-        # As in the text table: "(zstd ...)" / "(99.7%)" on a line of its own.
+        # As in the text table: "(zstd ...)" / "(99.7%)" / "(55%)" on a line of its own.
         main, sep, rest = r[k].partition(" (") if k in _TEXT_SPLIT_KEYS else (r[k], "", "")
         star = "*" if k in r["estimated"] else ""
-        figures.append(Text(main + star + ("\n(" + rest if sep else "")))
+        more = "\n(" + rest + _secondary_star(r, k) if sep else ""
+        figures.append(Text(main + star + more))
     return [*labels, *figures]

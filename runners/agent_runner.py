@@ -19,6 +19,7 @@ from devices.power.sources import choose_source, sampler_request
 from devices.transport import PosixHost, Transport
 from runners.agent_client import AgentClient
 from runners.base import EvalSet, Job, ModelFile, Runner, fingerprint, register_runner
+from runners.cooldown import wait_for_cooldown
 from runners.power import power_record
 from runners.records import Accuracy, DeviceHealth, JobMeasurement, Memory, Provenance
 
@@ -82,6 +83,35 @@ def pi_health(transport: PosixHost, facts: dict[str, Any]) -> DeviceHealth | Non
     return DeviceHealth(flags=list(throttled.active), ok=throttled.ok, temp_c=temp)
 
 
+# The thermal zones of a Linux device, one "type millidegrees" line each. A constant
+# script: nothing in it comes from a user.
+_THERMAL_SCRIPT = (
+    "for z in /sys/class/thermal/thermal_zone*; do "
+    '[ -r "$z/temp" ] && echo "$(cat "$z/type" 2>/dev/null || echo "${z##*/}") $(cat "$z/temp")"; '
+    "done; true"
+)
+
+
+def linux_temperatures(host: PosixHost) -> dict[str, float]:
+    """Thermal zone -> degrees C (sysfs millidegrees); empty where the device has none."""
+    return parse_thermal_lines(host.run(["sh", "-c", _THERMAL_SCRIPT], 30).stdout)
+
+
+def parse_thermal_lines(out: str) -> dict[str, float]:
+    """``type millidegrees`` lines as zone -> degrees C (a zone type repeated, as on
+    boards with several ``cpu-thermal`` zones, keeps its hottest)."""
+    temps: dict[str, float] = {}
+    for line in out.splitlines():
+        name, _, value = line.rpartition(" ")
+        try:
+            degrees = int(value) / 1000.0
+        except ValueError:
+            continue  # a zone whose sensor answered with an error
+        key = name or "zone"
+        temps[key] = max(degrees, temps.get(key, degrees))
+    return temps
+
+
 @register_runner("agent")
 class AgentRunner(Runner):
     def __init__(self, transport: Transport) -> None:
@@ -117,6 +147,13 @@ class AgentRunner(Runner):
     def _measure(self, agent: AgentClient, job: Job) -> JobMeasurement:
         m = job.measure
         options = self.host.device.options
+        cooldown = None
+        if self.host.options.cooldown_below_c is not None:
+            cooldown = wait_for_cooldown(
+                lambda: linux_temperatures(self.host),
+                self.host.options.cooldown_below_c,
+                self.host.options.cooldown_limit_s,
+            )
         remote = self.host.push(job.model.path, job.model.sha256, job.model.path.name)
         load = agent.load(remote, job.model.sha256, **load_fields(job.model, job.setting))
         sensor = choose_source(options, agent.facts)
@@ -165,6 +202,7 @@ class AgentRunner(Runner):
             accuracy=accuracy,
             health=pi_health(self.host, agent.facts),
             details={
+                **({"cooldown": cooldown.to_dict()} if cooldown is not None else {}),
                 "load": load,
                 "bench": {k: v for k, v in bench.items() if k not in ("windows", "power")},
                 "window_durations_s": [w.get("duration_s") for w in replies],

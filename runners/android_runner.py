@@ -91,8 +91,9 @@ Op profiling (setting ``op_profiling``)
 
 A dropped connection mid-job raises :class:`~devices.errors.TransportError` (the
 scheduler retries the job); nothing of an unfinished job is kept. A tool that cannot
-apply the requested delegate (the GPU driver or NNAPI accelerator is missing) is a
-result: ``not_deployable`` with the tool's error.
+apply the requested delegate (the GPU driver or NNAPI accelerator is missing; for
+onnxruntime_perf_test, an execution provider its build lacks: ``NNAPI is not supported
+in this build``) is a result: ``not_deployable`` with the tool's error.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ from runners.tool_stats import (
 )
 
 RUNNER_VERSION = "1"
-ACCURACY_NOTE = "not measured on the phone: benchmark_model does not write outputs"
+ACCURACY_NOTE = "not measured on the phone: {tool} does not write outputs"
 IDLE_S = 1.0
 
 # The run wrapper (no input in it: $1 is the poll interval, the rest the tool's argv).
@@ -282,6 +283,15 @@ class Tool:
     def layers(self, text: str) -> list[LayerRow]:
         return []
 
+    def failure(self, text: str, delegate: str) -> tuple[str | None, bool]:
+        """A failed run's log: (its first error line, whether it says the requested
+        delegate cannot be applied, which makes the job not deployable)."""
+        errors = [ln for ln in text.splitlines() if "ERROR" in ln or "failed" in ln.lower()]
+        why = errors[0].removeprefix("ERROR: ") if errors else None
+        return why, delegate in ("gpu", "nnapi", "external") and any(
+            "delegate" in e.lower() or "unsupported" in e.lower() for e in errors
+        )
+
 
 class BenchmarkModelTool(Tool):
     binary = "benchmark_model"
@@ -335,6 +345,7 @@ class OrtPerfTestTool(Tool):
     runtime_name = "onnxruntime"
     timed_region = "onnxruntime_perf_test requests (session.Run, generated inputs)"
     _PROVIDERS = {"none": "cpu", "xnnpack": "xnnpack", "nnapi": "nnapi"}
+    _MISSING_PROVIDER = re.compile(r"\b\w+ is not supported in this build")
 
     def argv(
         self, binary: str, model: str, s: AndroidSetting, m: MeasureRules, workdir: str
@@ -369,6 +380,17 @@ class OrtPerfTestTool(Tool):
             1 if r.first_inference_s is not None else None,
             float(r.peak_working_set_bytes) if r.peak_working_set_bytes else None,
         )
+
+    def failure(self, text: str, delegate: str) -> tuple[str | None, bool]:
+        # A provider missing from the tool's build is thrown as "NNAPI is not supported
+        # in this build" (no "ERROR", no "delegate" in it); other failures are
+        # onnxruntime's messages ("Load model from M failed:...").
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        for line in lines:
+            if m := self._MISSING_PROVIDER.search(line):
+                return m.group(0), delegate != "none"
+        errors = [ln for ln in lines if "error" in ln.lower() or "failed" in ln.lower()]
+        return (errors[0] if errors else None), False
 
 
 TOOLS: dict[str, Tool] = {
@@ -865,13 +887,8 @@ class AndroidRunner(Runner):
         )
         failed = runs[-1] if runs and runs[-1].returncode != 0 else None
         if failed is not None:
-            errors = [
-                ln for ln in failed.text.splitlines() if "ERROR" in ln or "failed" in ln.lower()
-            ]
-            why = errors[0].removeprefix("ERROR: ") if errors else f"exit {failed.returncode}"
-            delegate_problem = setting.delegate in ("gpu", "nnapi", "external") and any(
-                "delegate" in e.lower() or "unsupported" in e.lower() for e in errors
-            )
+            error, delegate_problem = tool.failure(failed.text, setting.delegate)
+            why = error or f"exit {failed.returncode}"
             if not delegate_problem:
                 raise DeviceError(
                     f"{tool.binary} exited with {failed.returncode}: {why}", device=self.device
@@ -954,7 +971,9 @@ class AndroidRunner(Runner):
                 pss_bytes=pss.pss_bytes if pss is not None else None,
             ),
             power=power,
-            accuracy=Accuracy(note=ACCURACY_NOTE) if job.evaluation is not None else None,
+            accuracy=Accuracy(note=ACCURACY_NOTE.format(tool=tool.binary))
+            if job.evaluation is not None
+            else None,
             tool_stats=stats,
             layers=layers,
             health=DeviceHealth(

@@ -82,6 +82,11 @@ def wait_for_cooldown(
     polls = 1
     if threshold_c is None:
         return CooldownResult(None, limit_s, 0.0, True, start_max, end_max, zone, polls, errors)
+    if not temps and not errors:
+        # The device has no thermal zones (a VM, some boards): there is nothing to wait
+        # for, and waiting the whole limit before every job would only waste it.
+        errors.append("no thermal zones to read: not waited")
+        return CooldownResult(threshold_c, limit_s, 0.0, False, None, None, None, polls, errors)
     while end_max is None or end_max >= threshold_c:
         left = limit_s - (clock() - started)
         if left <= 0:

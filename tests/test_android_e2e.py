@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,13 @@ def lab(
     edgebench("export", run_id, "--format", "csv", "-o", str(out))
     with open(out, newline="") as f:
         jobs = list(csv.DictReader(f))
-    return {"edgebench": edgebench, "checks": checks, "jobs": jobs, "work": work}
+    return {
+        "edgebench": edgebench,
+        "checks": checks,
+        "jobs": jobs,
+        "work": work,
+        "home": shared_home,
+    }
 
 
 def test_device_check_through_both_routes(lab: dict[str, Any]) -> None:
@@ -136,3 +143,77 @@ def test_emulate_phone_is_reachable_with_adb_connect(tmp_path: Path, adb_server:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def _benchmark_running() -> bool:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = (Path("/proc") / pid / "cmdline").read_bytes()
+        except OSError:
+            continue  # the process ended while we looked
+        if b"benchmark_model" in cmdline and b"--graph" in cmdline:
+            return True
+    return False
+
+
+def test_a_connection_dropped_mid_job_is_retried_and_nothing_is_lost(
+    lab: dict[str, Any], phone: Any
+) -> None:
+    """The phone drops every connection while a job is in flight: that attempt fails
+    with an error naming the device, the job is retried, and the run finishes with
+    every job done exactly once (runs last in this module: the drop hits every user)."""
+    import sqlite3
+
+    work: Path = lab["work"]
+    suite = work / "drop.yaml"
+    suite.write_text(
+        textwrap.dedent(SUITE)
+        .replace("name: phone-digits", "name: phone-drop")
+        .replace("min_duration_s: 0.05", "min_duration_s: 1.0")
+        + "retries: 2\n"
+    )
+    db = work / "results.db"
+    env = {**os.environ, "EDGEBENCH_HOME": str(lab["home"]), "EDGEBENCH_DB": f"sqlite:///{db}"}
+    proc = subprocess.Popen(
+        [EDGEBENCH, "run", str(suite), "--device", "phone-tcp", "--no-report"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=work,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        in_flight = None
+        while time.monotonic() < deadline and in_flight is None and proc.poll() is None:
+            with sqlite3.connect(db) as conn:
+                in_flight = conn.execute(
+                    "SELECT j.id FROM jobs j JOIN runs r ON r.id = j.run_id"
+                    " WHERE r.suite_name = 'phone-drop' AND j.status = 'pending'"
+                    " AND j.attempts = 1 ORDER BY j.id LIMIT 1"
+                ).fetchone()
+            time.sleep(0.05)
+        assert in_flight is not None, "no job was ever in flight"
+        # Drop while benchmark_model itself runs (the stand-in is a host process).
+        while time.monotonic() < deadline and proc.poll() is None and not _benchmark_running():
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before benchmark_model was seen"
+        phone.drop_connections()  # the first job's first repetition: others follow it
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    with sqlite3.connect(db) as conn:
+        jobs = conn.execute(
+            "SELECT j.status, j.attempts FROM jobs j JOIN runs r ON r.id = j.run_id"
+            " WHERE r.suite_name = 'phone-drop'"
+        ).fetchall()
+        events = [
+            m for (m,) in conn.execute("SELECT message FROM events WHERE message LIKE '%failed%'")
+        ]
+    assert jobs and all(status == "done" for status, _ in jobs)
+    assert max(attempts for _, attempts in jobs) >= 2  # the dropped attempt, then a retry
+    assert any("phone-tcp" in m for m in events), events

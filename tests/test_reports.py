@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import itertools
 import random
 import re
 import subprocess
@@ -19,6 +20,7 @@ from rich.console import Console
 from reports.html import render_report, write_report
 from reports.plots import latency_distribution_svg, pareto_front, pareto_svg, size_latency_svg
 from reports.tables import (
+    cell,
     device_highlights,
     fmt_bytes,
     fmt_count,
@@ -27,6 +29,7 @@ from reports.tables import (
     fmt_pct,
     fmt_pp,
     fmt_seconds,
+    fmt_share,
     fmt_watts,
     format_summary,
     group_by_device,
@@ -391,28 +394,29 @@ Device local (local): Linux x86_64, AMD EPYC, 2 cores
 Highlights: smallest file distilled-int8-tflite (13.2 KiB) | fastest p90 distilled-onnx (6.31 µs) | most accurate fp32-onnx (97.5%) |
             lowest energy distilled-onnx (12.3 µJ)
 Accuracy vs baseline fp32-onnx: int8-onnx: -0.3 pp, pruned50-onnx: -0.6 pp, pruned50-int8-onnx: -0.8 pp, distilled-onnx: -1.4 pp, distilled-int8-tflite: -1.7 pp
-                                                                                           Params /            Accuracy            Latency      Peak   Energy /
-Variant                Technique                    Runtime                File size      non-zeros   MACs  (retention)          p50 / p90    memory  inference      n
----------------------  ---------------------------  ---------------  ---------------  -------------  -----  -----------  -----------------  --------  ---------  -----
-fp32-onnx              export ONNX                  onnxruntime t=1        150.7 KiB          38.3k   338k        97.5%  15.3 µs / 15.6 µs  61.2 MiB   31.5 µJ   20000
-                                                                                                             (baseline)
-int8-onnx              export ONNX →                onnxruntime t=1         45.1 KiB          38.3k   338k        97.2%  11.8 µs / 12.1 µs  58.9 MiB   22.4 µJ   20000
-                       int8 static QDQ per-channel                   (zstd 35.3 KiB)                            (99.7%)
-pruned50-onnx          prune 50% (global,           onnxruntime t=1        150.7 KiB  38.3k / 19.1k   338k        96.9%  15.2 µs / 15.5 µs  61.2 MiB   31.2 µJ   20000
-                       unstructured) → export ONNX                   (zstd 80.2 KiB)                            (99.4%)
-pruned50-int8-onnx     prune 50% (global,           onnxruntime t=1         45.1 KiB  38.3k / 19.1k   338k        96.7%  11.9 µs / 12.3 µs  58.9 MiB   22.8 µJ   20000
-                       unstructured) →                               (zstd 27.0 KiB)                            (99.1%)
+                                                                                           Params /            Accuracy            Latency      Peak     Energy /
+Variant                Technique                    Runtime                File size      non-zeros   MACs  (retention)          p50 / p90    memory    inference      n
+---------------------  ---------------------------  ---------------  ---------------  -------------  -----  -----------  -----------------  --------  -----------  -----
+fp32-onnx              export ONNX                  onnxruntime t=1        150.7 KiB          38.3k   338k        97.5%  15.3 µs / 15.6 µs  61.2 MiB     31.5 µJ   20000
+                                                                                                             (baseline)                               (baseline)
+int8-onnx              export ONNX →                onnxruntime t=1         45.1 KiB          38.3k   338k        97.2%  11.8 µs / 12.1 µs  58.9 MiB     22.4 µJ   20000
+                       int8 static QDQ per-channel                   (zstd 35.3 KiB)                            (99.7%)                                    (71%)
+pruned50-onnx          prune 50% (global,           onnxruntime t=1        150.7 KiB  38.3k / 19.1k   338k        96.9%  15.2 µs / 15.5 µs  61.2 MiB     31.2 µJ   20000
+                       unstructured) → export ONNX                   (zstd 80.2 KiB)                            (99.4%)                                    (99%)
+pruned50-int8-onnx     prune 50% (global,           onnxruntime t=1         45.1 KiB  38.3k / 19.1k   338k        96.7%  11.9 µs / 12.3 µs  58.9 MiB     22.8 µJ   20000
+                       unstructured) →                               (zstd 27.0 KiB)                            (99.1%)                                    (72%)
                        export ONNX →
                        int8 static QDQ per-channel
-distilled-onnx         distill to 8/16-channel      onnxruntime t=1         39.7 KiB          9.80k  86.8k        96.1%  6.10 µs / 6.31 µs  57.2 MiB   12.3 µJ   20000
-                       student (T=4) → export ONNX                                                              (98.6%)
-distilled-int8-tflite  distill to 8/16-channel      litert t=1              13.2 KiB          9.80k  86.8k        95.8%  8.40 µs / 8.95 µs  32.0 MiB   15.9 µJ*  20000
-                       student (T=4) →                                                                          (98.3%)
+distilled-onnx         distill to 8/16-channel      onnxruntime t=1         39.7 KiB          9.80k  86.8k        96.1%  6.10 µs / 6.31 µs  57.2 MiB     12.3 µJ   20000
+                       student (T=4) → export ONNX                                                              (98.6%)                                    (39%)
+distilled-int8-tflite  distill to 8/16-channel      litert t=1              13.2 KiB          9.80k  86.8k        95.8%  8.40 µs / 8.95 µs  32.0 MiB     15.9 µJ*  20000
+                       student (T=4) →                                                                          (98.3%)                                    (50%)*
                        export LiteRT →
                        int8 full-integer
 int8-tflite            export_tflite →              litert t=1       FAILED: AgentError: session init failed: bad <model> & "quotes"
                        tflite_int8_full
 * estimated (no sensor / emulation)
+energy (n%): battery impact, the energy per inference as a share of the baseline's on this device
 power: rail RAPL package-0 sampled at 1 kHz, idle 4.15 W
 percentiles: nearest-rank; latency = median across 5 repetitions
 
@@ -463,6 +467,9 @@ def test_formatters() -> None:
     assert fmt_pp(-0.003) == "-0.3 pp"
     assert fmt_pp(0.0) == fmt_pp(-0.0001) == "+0.0 pp"  # never "-0.0"
     assert fmt_pp(0.012) == "+1.2 pp"
+    assert fmt_share(0.55) == "55%" and fmt_share(1.0) == "100%" and fmt_share(0.714) == "71%"
+    assert fmt_share(0.001) == "<1%"  # a small share never reads as nothing
+    assert fmt_share(None) == fmt_share(float("nan")) == "-"
 
 
 def test_text_table_golden() -> None:
@@ -494,8 +501,14 @@ def test_rows_combine_the_new_figures() -> None:
     assert rows["int8-onnx"]["p99"] == "13.4 µs"
     assert rows["int8-onnx"]["technique"] == "export ONNX → int8 static QDQ per-channel"
     assert rows["int8-tflite"]["technique"] == "export_tflite → tflite_int8_full"  # recipe
-    assert rows["distilled-int8-tflite"]["energy"] == "15.9 µJ"
-    assert rows["distilled-int8-tflite"]["estimated"] == ["energy"]
+    # Energy with its battery impact: the share of the baseline's 31.5 µJ.
+    assert rows["fp32-onnx"]["energy"] == "31.5 µJ (baseline)"
+    assert rows["int8-onnx"]["energy"] == "22.4 µJ (71%)"
+    assert rows["distilled-int8-tflite"]["energy"] == "15.9 µJ (50%)"
+    assert rows["distilled-int8-tflite"]["estimated"] == ["energy", "battery_impact"]
+    # Each figure carries its own marker.
+    assert cell(rows["distilled-int8-tflite"], "energy") == "15.9 µJ* (50%)*"
+    assert cell(rows["int8-onnx"], "energy") == "22.4 µJ (71%)"
     assert rows["distilled-int8-tflite"]["mean_power"] == "-"
     assert rows["fp32-onnx"]["mean_power"] == "6.21 W"
 
@@ -549,6 +562,153 @@ def test_highlights_baseline_from_run_and_runtimes_in_names() -> None:
         ("int8-onnx (onnxruntime t=4)", "-0.6 pp"),
     ]
     assert device_highlights(results)["accuracy_cost"] == []  # no baseline known
+
+
+def battery_data() -> RunReport:
+    """Energy per inference on three devices, each with its own baseline (run's
+    baseline_variant "fp32"): the phone's at 2.00 mJ, the board's at 4.00 mJ (estimated),
+    the kit's unknown."""
+
+    def job(device: str, variant: str, energy: float | None, **over: Any) -> JobResult:
+        return _result(
+            device,
+            variant,
+            "onnx",
+            "onnxruntime",
+            latency_s=_latency(0.01, 100),
+            energy_per_inference_j=energy,
+            **over,
+        )
+
+    return RunReport(
+        run=RunInfo(id="battery", suite="digits", status="finished", baseline_variant="fp32"),
+        devices=[DeviceInfo(name="phone"), DeviceInfo(name="board"), DeviceInfo(name="kit")],
+        results=[
+            job("phone", "fp32", 2.0e-3),
+            job("phone", "int8", 1.1e-3),
+            job("phone", "pruned", 1.5e-3, estimated=["energy_per_inference_j"]),
+            job("phone", "distilled", None),
+            # Another runtime setting on which the baseline ran too: compared with that row.
+            job("phone", "fp32", 1.0e-3, setting="onnxruntime t=4", threads=4),
+            job("phone", "int8", 0.8e-3, setting="onnxruntime t=4", threads=4),
+            # A setting the baseline did not run with: its row with the default setting.
+            job("phone", "int8", 0.5e-3, setting="onnxruntime t=2", threads=2),
+            # The board's baseline energy comes from a power model: every share is estimated.
+            job("board", "fp32", 4.0e-3, estimated=["energy_per_inference_j"]),
+            job("board", "int8", 1.1e-3),
+            job("kit", "fp32", None),
+            job("kit", "int8", 1.0e-3),
+        ],
+    )
+
+
+def test_battery_impact_against_each_devices_baseline() -> None:
+    rows = summary_rows(battery_data())
+    got = [
+        (r["device"], r["variant"], r["runtime"], r["energy"], r["battery_impact"]) for r in rows
+    ]
+    assert got == [
+        ("phone", "fp32", "onnxruntime t=1", "2.00 mJ (baseline)", "100%"),
+        ("phone", "int8", "onnxruntime t=1", "1.10 mJ (55%)", "55%"),
+        ("phone", "pruned", "onnxruntime t=1", "1.50 mJ (75%)", "75%"),
+        # Unknown energy: "-", never a share of 0.
+        ("phone", "distilled", "onnxruntime t=1", "-", "-"),
+        ("phone", "fp32", "onnxruntime t=4", "1.00 mJ (baseline)", "100%"),
+        ("phone", "int8", "onnxruntime t=4", "800 µJ (80%)", "80%"),
+        ("phone", "int8", "onnxruntime t=2", "500 µJ (25%)", "25%"),
+        # Against the board's own 4.00 mJ baseline (the phone's would give 55%).
+        ("board", "fp32", "onnxruntime t=1", "4.00 mJ (baseline)", "100%"),
+        ("board", "int8", "onnxruntime t=1", "1.10 mJ (28%)", "28%"),
+        # The baseline's energy is unknown: so is the share.
+        ("kit", "fp32", "onnxruntime t=1", "-", "-"),
+        ("kit", "int8", "onnxruntime t=1", "1.00 mJ (-)", "-"),
+    ]
+    estimated = {(r["device"], r["variant"], r["runtime"]): r["estimated"] for r in rows}
+    # Either energy estimated marks the share; the baseline against itself is 100% exactly.
+    assert estimated["phone", "pruned", "onnxruntime t=1"] == ["energy", "battery_impact"]
+    assert estimated["phone", "int8", "onnxruntime t=1"] == []
+    assert estimated["board", "fp32", "onnxruntime t=1"] == ["energy"]
+    assert estimated["board", "int8", "onnxruntime t=1"] == ["battery_impact"]
+
+
+def _text_column(device_text: str, index: int) -> list[str]:
+    """Column `index` of a device's text table (cut where its "----" rule runs, trailing
+    blanks dropped), from the two header lines to the last row; the notes have no double
+    blank, the table's lines all have one."""
+    lines = device_text.splitlines()
+    rule = next(n for n, line in enumerate(lines) if line.startswith("---"))
+    start, end = [m.span() for m in re.finditer(r"-+", lines[rule])][index]
+    table = list(itertools.takewhile(lambda line: "  " in line, lines[rule - 2 :]))
+    return [line[start:end].rstrip() for line in table]
+
+
+def test_battery_impact_renders_alike_in_text_rich_and_html() -> None:
+    data = battery_data()
+    text = format_summary(data)
+    phone = text[text.index("Device phone") : text.index("Device board")]
+    board = text[text.index("Device board") : text.index("Device kit")]
+    kit = text[text.index("Device kit") :]
+    # The share goes on the line below the energy, as Accuracy's retention does; its own
+    # marker follows it, and unmarked figures keep a blank so the digits line up.
+    assert _text_column(phone, -2) == [
+        "   Energy /",
+        "  inference",
+        "-----------",
+        "   2.00 mJ",
+        "(baseline)",
+        "   1.10 mJ",
+        "     (55%)",
+        "   1.50 mJ*",
+        "     (75%)*",
+        "         -",  # unknown energy: no share
+        "",
+        "   1.00 mJ",
+        "(baseline)",
+        "    800 µJ",
+        "     (80%)",
+        "    500 µJ",
+        "     (25%)",
+    ]
+    assert _text_column(board, -2)[3:] == ["   4.00 mJ*", "(baseline)", "   1.10 mJ", "     (28%)*"]
+    # Nothing marked on the kit: no blank kept for a marker, and the table as narrow as before.
+    assert _text_column(kit, -2) == [
+        " Energy /",
+        "inference",
+        "---------",
+        "        -",
+        "",
+        "  1.00 mJ",
+        "      (-)",  # the baseline's energy is unknown
+    ]
+    assert "(0%)" not in kit
+    for device in (phone, board, kit):
+        assert "energy (n%): battery impact" in device
+    assert "* estimated" in phone and "* estimated" in board and "* estimated" not in kit
+    # No baseline on the device: no share in brackets, and no note.
+    alone = data.replace(results=[r for r in data.results if r.variant != "fp32"])
+    assert [r["energy"] for r in summary_rows(alone)][:2] == ["1.10 mJ", "1.50 mJ"]
+    assert "battery impact" not in format_summary(alone)
+
+    console = Console(record=True, width=200, color_system=None)
+    for table in rich_summary(data):
+        console.print(table)
+    shown = console.export_text()
+    assert "(55%)" in shown and "(75%)*" in shown and "(28%)*" in shown and "(-)" in shown
+    assert "energy (n%): battery impact" in shown
+
+    html = render_report(data)
+    assert "<th>Energy / inference (battery impact)</th>" in html
+    assert '<td>2.00 mJ<span class="sub">(baseline)</span></td>' in html
+    assert '<td>1.10 mJ<span class="sub">(55%)</span></td>' in html
+    assert (
+        '<td class="estimated" title="estimated">1.50 mJ<span class="est">*</span>'
+        '<span class="sub">(75%)<span class="est">*</span></span></td>'
+    ) in html
+    assert (
+        '<td class="best">1.10 mJ<span class="sub">(28%)<span class="est">*</span></span></td>'
+        in html
+    )
+    assert '<td class="best">1.00 mJ<span class="sub">(-)</span></td>' in html
 
 
 def test_pareto_front() -> None:
@@ -727,7 +887,7 @@ def test_html_header_and_facts() -> None:
         "12.0 ms",
         "400 µs",  # init and first inference columns
         "power: rail RAPL package-0 sampled at 1 kHz, idle 4.15 W",
-        '31.5 µJ<span class="sub">at 6.21 W</span>',
+        '31.5 µJ<span class="sub">(baseline)</span><span class="sub">at 6.21 W</span>',
         "104 ns per sample (timing a no-op call)",  # the agent's timing floor
     ]:
         assert text in html, text
@@ -748,7 +908,7 @@ def test_html_table_columns_and_highlights() -> None:
         "Latency p50 / p90",
         "p99",
         "Peak memory",
-        "Energy / inference",
+        "Energy / inference (battery impact)",
         "n",
         "Init",
         "First inference",
@@ -756,6 +916,7 @@ def test_html_table_columns_and_highlights() -> None:
     # Secondary figures go on a second line of the cell.
     assert '<td>150.7 KiB<span class="sub">(zstd 80.2 KiB)</span></td>' in local
     assert '<td title="n=360">97.2%<span class="sub">(99.7%)</span></td>' in local
+    assert '<td>22.4 µJ<span class="sub">(71%)</span><span class="sub">at 6.05 W</span>' in local
     cards = re.findall(
         r'<div class="card (\w+)"><div class="what">[^<]*</div><div class="who">([^<]*)</div>'
         r'<div class="how">([^<]*)',
@@ -812,6 +973,7 @@ def test_html_marks_estimated_figures() -> None:
         r'<td class="estimated[^"]*" title="estimated">([^<]*)<span class="est">\*', local
     )
     assert marked == ["15.9 µJ"]
+    assert '<span class="sub">(50%)<span class="est">*</span></span>' in local
     assert "* estimated (no sensor / emulation)" in local
 
 

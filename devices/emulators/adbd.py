@@ -943,6 +943,11 @@ def run_foreground(port: int, *, sandbox: Path | None = None, accept_new_keys: b
     server = AdbdServer(phone_sandbox, port=port, accept_new_keys=accept_new_keys)
 
     async def main() -> None:
+        # Handlers first: whoever reads the connect line may stop us at once.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await server.start()
         print(f"adb connect 127.0.0.1:{server.port}", flush=True)
         print(
@@ -951,10 +956,6 @@ def run_foreground(port: int, *, sandbox: Path | None = None, accept_new_keys: b
             file=sys.stderr,
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
         finally:

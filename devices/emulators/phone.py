@@ -2,8 +2,9 @@
 
 **Sandbox.** The phone's file system is a directory on the host (a temp dir or one
 given): ``/data/local/tmp``, ``/sdcard``, ``/system/bin`` (host tools linked in,
-plus the stand-ins :mod:`~devices.emulators.phone_tools` and
-:mod:`~devices.emulators.benchmark_model_standin`), ``/proc/{cpuinfo,meminfo}``,
+plus the stand-ins :mod:`~devices.emulators.phone_tools`,
+:mod:`~devices.emulators.benchmark_model_standin` and
+:mod:`~devices.emulators.ort_perf_test_standin`), ``/proc/{cpuinfo,meminfo}``,
 ``/sys/class/power_supply/battery``, ``/sys/class/thermal``,
 ``/sys/devices/system/cpu``. Shell commands run **on the host**, ``/bin/sh -c`` with
 the sandbox as ``/``; three fences keep them in it:
@@ -357,6 +358,8 @@ class PhoneSandbox:
                 link.symlink_to("edgebench-tools")
         standin = (here / "benchmark_model_standin.py").read_text()
         self._write("/system/bin/benchmark_model", f"#!{python} -I\n{standin}", 0o755)
+        ort_standin = (here / "ort_perf_test_standin.py").read_text()
+        self._write("/system/bin/onnxruntime_perf_test", f"#!{python} -I\n{ort_standin}", 0o755)
         self._write(
             "/system/etc/edgebench-device.json",
             json.dumps({"props": self.props, "cpus": CPU_COUNT}, indent=1),
