@@ -16,8 +16,6 @@ the same file. Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -31,26 +29,6 @@ from runners.mcu.runner import McuRunner  # noqa: E402
 from tests import mcu_models  # noqa: E402
 
 RULES = MeasureRules(1, 0.0, 3, 0.0, 1, 10, 300.0)
-
-
-def tflm_arena(path: Path) -> int:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_file(str(path), arena_size=600_000)
-    with tempfile.TemporaryFile() as capture:
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
-        try:
-            interp.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        capture.seek(0)
-        text = capture.read().decode(errors="replace")
-    found = re.search(r"Arena allocation total (\d+) bytes", text)
-    if not found:
-        raise RuntimeError(f"no arena total in TFLM's allocation report: {text[:200]}")
-    return int(found.group(1))
 
 
 def main() -> None:
@@ -70,14 +48,12 @@ def main() -> None:
     for name in args.models.split(","):
         path = mcu_models.build(name, models)
         file = ModelFile(path, sha256_file(path), "tflite", path.stat().st_size)
-        theirs = tflm_arena(path)
+        theirs = mcu_models.tflm_arena_used_bytes(path)
         for board in args.boards.split(","):
             config = DeviceConfig(name=board, transport="qemu", options={"board": board})
             runner = McuRunner(make_transport(config, work))
             try:
-                m = runner.measure(
-                    Job(1, name, file, {"runtime": "mcu", "optimize": "O2"}, RULES)
-                )
+                m = runner.measure(Job(1, name, file, {"runtime": "mcu", "optimize": "O2"}, RULES))
             finally:
                 runner.close()
                 runner.transport.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,3 +332,26 @@ def with_float_io(int8_path: Path, out: Path) -> Path:
     tmp.write_bytes(bytes(builder.Output()))
     tmp.replace(out)
     return out
+
+
+def tflm_arena_used_bytes(path: Path) -> int:
+    """TFLite Micro's arena use for ``path``: the Python wrapper has no getter, but
+    ``print_allocations()`` (the RecordingMicroAllocator) writes "Arena allocation
+    total N bytes" to the C stderr, which is captured here at the fd level."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_file(str(path), arena_size=4 << 20)
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            interp.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    match = re.search(r"Arena allocation total (\d+) bytes", text)
+    if match is None:
+        raise RuntimeError(f"no arena total in TFLite Micro's allocation report: {text[:200]}")
+    return int(match.group(1))

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,16 +70,25 @@ def test_planner_never_overlaps_live_buffers() -> None:
 def test_planner_reaches_the_optimum_of_small_cases() -> None:
     # A chain a -> b -> c -> d: only neighbours live together; the optimum is
     # the largest neighbouring pair.
-    chain = [BufferUse("a", 1000, 0, 1), BufferUse("b", 3000, 1, 2),
-             BufferUse("c", 500, 2, 3), BufferUse("d", 2500, 3, 4)]
+    chain = [
+        BufferUse("a", 1000, 0, 1),
+        BufferUse("b", 3000, 1, 2),
+        BufferUse("c", 500, 2, 3),
+        BufferUse("d", 2500, 3, 4),
+    ]
     assert plan_arena(chain).arena_bytes == 3008 + 1008
     # A residual block: the skip input lives across three convs. Largest-first
     # alone fragments this (the short-lived 18496 goes to offset 0 and the skip
     # no longer fits below); the planner must still find the lower bound.
     residual = [
-        BufferUse("in", 3072, -1, 9), BufferUse("x0", 16384, 1, 4), BufferUse("x1", 16384, 2, 3),
-        BufferUse("x2", 16384, 3, 4), BufferUse("skip", 16384, 4, 8),
-        BufferUse("pad", 18496, 5, 6), BufferUse("y", 8192, 6, 7), BufferUse("z", 8192, 7, 9),
+        BufferUse("in", 3072, -1, 9),
+        BufferUse("x0", 16384, 1, 4),
+        BufferUse("x1", 16384, 2, 3),
+        BufferUse("x2", 16384, 3, 4),
+        BufferUse("skip", 16384, 4, 8),
+        BufferUse("pad", 18496, 5, 6),
+        BufferUse("y", 8192, 6, 7),
+        BufferUse("z", 8192, 7, 9),
         BufferUse("s", 8192, 8, 9),
     ]
     plan = plan_arena(residual)
@@ -93,8 +100,10 @@ def test_planner_brute_force_optimum_on_tiny_cases() -> None:
     # Exhaustive search over every placement on the 16-byte grid for 4 buffers.
     rng = np.random.default_rng(1)
     for _ in range(30):
-        uses = [BufferUse(i, 16 * int(rng.integers(1, 5)), int(a), int(a + rng.integers(0, 3)))
-                for i, a in enumerate(rng.integers(0, 3, size=4))]
+        uses = [
+            BufferUse(i, 16 * int(rng.integers(1, 5)), int(a), int(a + rng.integers(0, 3)))
+            for i, a in enumerate(rng.integers(0, 3, size=4))
+        ]
         total = sum(u.size for u in uses)
         best = total
         for offsets in itertools.product(range(0, total, 16), repeat=len(uses)):
@@ -113,8 +122,12 @@ def test_planner_brute_force_optimum_on_tiny_cases() -> None:
 def test_lifetimes_keep_graph_inputs_and_merge_aliases() -> None:
     # op0: t0 -> t1 ; op1 RESHAPE t1 -> t2 (alias) ; op2: t2 -> t3 ; op3: t3 -> t4
     uses = tensor_lifetimes(
-        4, [[0], [1], [2], [3]], [[1], [2], [3], [4]],
-        {0: 64, 1: 32, 2: 32, 3: 48, 4: 8}, graph_inputs=[0], graph_outputs=[4],
+        4,
+        [[0], [1], [2], [3]],
+        [[1], [2], [3], [4]],
+        {0: 64, 1: 32, 2: 32, 3: 48, 4: 8},
+        graph_inputs=[0],
+        graph_outputs=[4],
         aliases={2: (1, 0)},
     )
     by_key = {u.key: u for u in uses}
@@ -248,9 +261,24 @@ def _host_build(compiled: CompiledModel, out_dir: Path, defines: list[str]) -> P
     harness.write_text(HARNESS_C)
     lib = out_dir / "model.so"
     cmd = [
-        _gcc(), "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-        *defines, "-I", str(INCLUDE_DIR), "-I", str(KERNELS_DIR),
-        str(compiled.model_c), str(harness), *map(str, kernel_sources()), "-o", str(lib),
+        _gcc(),
+        "-std=c99",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-shared",
+        "-fPIC",
+        *defines,
+        "-I",
+        str(INCLUDE_DIR),
+        "-I",
+        str(KERNELS_DIR),
+        str(compiled.model_c),
+        str(harness),
+        *map(str, kernel_sources()),
+        "-o",
+        str(lib),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -303,10 +331,18 @@ def _inputs(host: HostModel, count: int) -> list[np.ndarray]:
 # +float_io: QUANTIZE/DEQUANTIZE at a float32 boundary; +in_place: every conv,
 # depthwise conv, ADD and MUL that may overwrite its input does (not only where
 # it pays); in_place_cnn has the in-place shapes the MLPerf models lack.
-@pytest.mark.parametrize("name", [
-    *MODELS, "ds_cnn+float_io", "ds_cnn+in_place", "resnet8+in_place",
-    "mobilenet_v1_025+in_place", "in_place_cnn", "in_place_cnn+in_place",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        *MODELS,
+        "ds_cnn+float_io",
+        "ds_cnn+in_place",
+        "resnet8+in_place",
+        "mobilenet_v1_025+in_place",
+        "in_place_cnn",
+        "in_place_cnn+in_place",
+    ],
+)
 def test_bit_exact_with_tflite_micro(
     name: str, variant: str, model_dir: Path, build_root: Path
 ) -> None:
@@ -329,26 +365,6 @@ def test_bit_exact_with_tflite_micro(
     assert host.lib.eb_host_macs() == host.compiled.macs == sum(m for _, _, m in host.compiled.ops)
 
 
-def tflm_arena_used_bytes(path: Path) -> int:
-    """TFLite Micro's arena use for ``path``: the Python wrapper has no getter, but
-    ``print_allocations()`` (the RecordingMicroAllocator) writes "Arena allocation
-    total N bytes" to the C stderr, which is captured here at the fd level."""
-    interp = _tflm(path)
-    with tempfile.TemporaryFile() as capture:
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
-        try:
-            interp.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        capture.seek(0)
-        text = capture.read().decode(errors="replace")
-    match = re.search(r"Arena allocation total (\d+) bytes", text)
-    assert match, text
-    return int(match.group(1))
-
-
 # Our arena (activations and kernel scratch, the graph input kept whole) is at
 # least this much smaller than TFLM's for every model.
 ARENA_SAVING_TARGET = 0.25
@@ -361,9 +377,11 @@ def test_arena_is_a_quarter_smaller_than_tflite_micro(
 ) -> None:
     host = _host_model(name, "c", model_dir, build_root)
     ours = host.compiled.arena_bytes
-    tflm = tflm_arena_used_bytes(host.tflite)
+    tflm = mcu_models.tflm_arena_used_bytes(host.tflite)
     record_property("arena_bytes", ours)
     record_property("tflm_arena_bytes", tflm)
-    print(f"{name}: arena {ours} bytes, TFLM {tflm} bytes ({1 - ours / tflm:.0%} smaller), "
-          f"weights {host.compiled.weights_bytes}, MACs {host.compiled.macs}")
+    print(
+        f"{name}: arena {ours} bytes, TFLM {tflm} bytes ({1 - ours / tflm:.0%} smaller), "
+        f"weights {host.compiled.weights_bytes}, MACs {host.compiled.macs}"
+    )
     assert ours <= (1 - ARENA_SAVING_TARGET) * tflm

@@ -17,6 +17,7 @@ does not fit) is a result, not a failure: the measurement says why in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import subprocess
@@ -191,6 +192,23 @@ def build_image(
     return image
 
 
+def sample_input(
+    evaluation: EvalSet | None, shape: tuple[int, ...], dtype: str, scale: float, zero_point: int
+) -> np.ndarray:
+    """What is timed: the first sample of the accuracy split when there is one (so the
+    timed run is a real input), else seeded random data of the input's type."""
+    if evaluation is not None:
+        x = evaluation.inputs[:1]
+        if x.size == int(np.prod(shape)):
+            return quantize_input(x.reshape(shape), dtype, scale, zero_point)
+    rng = np.random.default_rng(0)
+    np_dtype = numpy_dtype(dtype)
+    if np_dtype.kind == "f":
+        return rng.standard_normal(shape).astype(np_dtype)
+    info = np.iinfo(np_dtype)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(np_dtype)
+
+
 @register_runner("mcu")
 class McuRunner(Runner):
     serves = McuTarget
@@ -265,10 +283,10 @@ class McuRunner(Runner):
             "counter": board.counter,
             "emulated": self.target.emulated,
             "transport": self.target.name,
-            "toolchain": _tool_version(["arm-none-eabi-gcc", "--version"]),
+            "toolchain": _tool_version(("arm-none-eabi-gcc", "--version")),
         }
         if board.qemu_machine and self.target.emulated:
-            facts["emulator"] = _tool_version(["qemu-system-arm", "--version"])
+            facts["emulator"] = _tool_version(("qemu-system-arm", "--version"))
         if hello is not None:
             facts["engine"] = hello.engine
             facts["engine_version"] = hello.engine_version
@@ -290,7 +308,10 @@ class McuRunner(Runner):
         client, hello = self._boot(image)
         compiled = image.compiled
         first = compiled.inputs[0]
-        data = self._sample_input(job, first)
+        # Loaded once: the timed input and the accuracy pass read the same split.
+        evaluation = job.evaluation() if job.evaluation else None
+        data = sample_input(evaluation, tuple(first.shape), first.dtype, first.scale,
+                            first.zero_point)  # fmt: skip
         client.write_input(0, data.tobytes())
 
         m = job.measure
@@ -316,7 +337,7 @@ class McuRunner(Runner):
         ]
         power = self._energy_pass(client, hello, median_of(counts) * self._seconds_per_count(hello))
         stack_reserved, stack_used = client.stack()
-        accuracy = self._accuracy(client, image, job.evaluation()) if job.evaluation else None
+        accuracy = self._accuracy(client, image, evaluation) if evaluation else None
         median_count = median_of(counts)
         fw = image.firmware
         emulated = self.target.emulated
@@ -371,21 +392,6 @@ class McuRunner(Runner):
                 f"firmware counts {hello.counter!r} but gives no counter_hz", device=self.device
             )
         return 1.0 / hello.counter_hz
-
-    def _sample_input(self, job: Job, first: Any) -> np.ndarray:
-        """What is timed: the first sample of the accuracy split when there is one (so
-        the timed run is a real input), else seeded random data of the input's type."""
-        shape = tuple(first.shape)
-        if job.evaluation is not None:
-            x = job.evaluation().inputs[:1]
-            if x.size == int(np.prod(shape)):
-                return quantize_input(x.reshape(shape), first.dtype, first.scale, first.zero_point)
-        rng = np.random.default_rng(0)
-        dtype = numpy_dtype(first.dtype)
-        if dtype.kind == "f":
-            return rng.standard_normal(shape).astype(dtype)
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
 
     def _run_samples(self, client: FramedClient, image: Image, x: np.ndarray) -> np.ndarray:
         """The first output, dequantized, for each sample of ``x`` (first axis)."""
@@ -589,7 +595,8 @@ class McuRunner(Runner):
             def as_bytes(x: np.ndarray) -> bytes:
                 return quantize_input(x.reshape(shape), first.dtype, scale, zero_point).tobytes()
 
-            data = self._sample_input_from(job, shape, first.dtype, scale, zero_point)
+            evaluation = job.evaluation() if job.evaluation else None
+            data = sample_input(evaluation, shape, first.dtype, scale, zero_point)
             client.load(data.tobytes())
             m = job.measure
             runs = max(1, min(m.min_runs, MAX_RUNS_PER_WINDOW))
@@ -598,8 +605,8 @@ class McuRunner(Runner):
                 laps = client.infer(runs, m.warmup_runs if rep == 0 else 0, timeout=m.timeout_s)
                 windows.append([(laps[-1] - laps[0]) / 1e6 / runs])
             accuracy = None
-            if job.evaluation is not None:
-                accuracy = self._eembc_accuracy(client, job.evaluation(), as_bytes)
+            if evaluation is not None:
+                accuracy = self._eembc_accuracy(client, evaluation, as_bytes)
         finally:
             client.line.close()
         emulated = self.target.emulated
@@ -616,16 +623,6 @@ class McuRunner(Runner):
             note=f"EEMBC firmware {name!r} ({profile.model or 'model not named'})",
             details={"eembc": {"name": name, "profile": profile.profile, "model": profile.model}},
         )
-
-    def _sample_input_from(
-        self, job: Job, shape: tuple[int, ...], dtype: str, scale: float, zero_point: int
-    ) -> np.ndarray:
-        if job.evaluation is not None:
-            x = job.evaluation().inputs[:1]
-            if x.size == int(np.prod(shape)):
-                return quantize_input(x.reshape(shape), dtype, scale, zero_point)
-        rng = np.random.default_rng(0)
-        return rng.integers(-128, 127, size=shape, endpoint=True).astype(numpy_dtype(dtype))
 
     def _eembc_accuracy(self, client: Any, data: EvalSet, as_bytes: Any) -> Accuracy:
         outputs = []
@@ -676,7 +673,8 @@ def _open_meter(source: str, port: str | None, mode: str, voltage_mv: int) -> An
     return JoulescopeMeter(port).open()
 
 
-def _tool_version(argv: list[str]) -> str | None:
+@functools.cache  # a tool's version does not change within a run: ask once, not per job
+def _tool_version(argv: tuple[str, ...]) -> str | None:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
