@@ -55,8 +55,14 @@ def tool_latency_metrics(tool: ToolStatistics) -> list[Metric]:
 
 def summarize(measurement: JobMeasurement) -> stats.WindowedSummary | None:
     """edgebench's statistics of the raw windows (None when there are none)."""
-    windows = [w for w in measurement.windows if len(w)]
-    return stats.summarize_windows(windows) if windows else None
+    kept = [i for i, w in enumerate(measurement.windows) if len(w)]
+    if not kept:
+        return None
+    groups = measurement.window_processes
+    return stats.summarize_windows(
+        [measurement.windows[i] for i in kept],
+        processes=[groups[i] for i in kept] if groups else None,
+    )
 
 
 def job_metrics(

@@ -115,6 +115,16 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport
                 flash_limit_bytes=value("flash_limit"),
                 emulated=bool(record and record.emulated),
                 not_deployable=record.not_deployable if record else None,
+                timed_region=record.timed_region if record else None,
+                runtime_version=record.provenance.runtime_version if record else None,
+                health_flags=list(record.health.flags) if record and record.health else [],
+                latency_io_p50_s=value("latency_io_p50"),
+                io_region=record.io_region if record else None,
+                processes=(
+                    len(set(record.window_processes))
+                    if record and record.window_processes
+                    else None
+                ),
                 estimated=sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
             )
         )

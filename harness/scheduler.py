@@ -85,6 +85,8 @@ def setting_label(setting: dict[str, Any]) -> str:
         label += f" cores={setting['cores']}"
     if setting.get("op_profiling"):
         label += " op-profiling"
+    if setting.get("cpus") is not None:
+        label += f" cpus={setting['cpus']}"
     return label
 
 

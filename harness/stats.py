@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import binom, mannwhitneyu
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -39,8 +39,13 @@ __all__ = [
     "STD_DDOF",
     "LatencySummary",
     "WindowedSummary",
+    "MIN_SAMPLES_FOR_U_TEST",
+    "SIGNIFICANCE_LEVEL",
+    "mann_whitney_p",
     "median_ci",
     "percentile",
+    "process_median_ci",
+    "ratio_ci",
     "retention",
     "summarize",
     "summarize_windows",
@@ -234,9 +239,16 @@ _MEDIAN_FIELDS = ("mean", "min", "max", "std", "cv", "p50", "p90", "p95", "p99",
 
 
 def summarize_windows(
-    windows: Sequence[Sequence[float]], confidence: float = DEFAULT_CONFIDENCE
+    windows: Sequence[Sequence[float]],
+    confidence: float = DEFAULT_CONFIDENCE,
+    processes: Sequence[int] | None = None,
 ) -> WindowedSummary:
     """Summarise repeated windows; the headline is the median across repetitions.
+
+    ``processes`` names the process that measured each window. When the windows come
+    from two or more processes, the headline CI is :func:`process_median_ci` (it
+    covers the between-process variation that pooled samples of one process cannot
+    show); otherwise it is the order-statistic CI of the pooled samples.
 
     Raises:
         ValueError: if ``windows`` is empty, any window is empty or non-finite, or
@@ -253,10 +265,16 @@ def summarize_windows(
     medians = {
         name: float(np.median([getattr(s, name) for s in per_window])) for name in _MEDIAN_FIELDS
     }
+    ci_low, ci_high = pooled.ci_low, pooled.ci_high
+    if processes is not None:
+        if len(processes) != len(per_window):
+            raise ValueError(f"{len(processes)} process ids for {len(per_window)} windows")
+        if len(set(processes)) >= 2:
+            ci_low, ci_high = process_median_ci([s.p50 for s in per_window], processes, confidence)
     headline = LatencySummary(
         n=pooled.n,
-        ci_low=pooled.ci_low,
-        ci_high=pooled.ci_high,
+        ci_low=ci_low,
+        ci_high=ci_high,
         confidence=confidence,
         **medians,
     )
@@ -265,6 +283,62 @@ def summarize_windows(
         pooled=pooled,
         windows=tuple(per_window),
         repetitions=len(per_window),
+    )
+
+
+def process_median_ci(
+    window_medians: Sequence[float],
+    processes: Sequence[int],
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the median of window medians, resampling whole
+    processes (a cluster bootstrap): each resample draws as many processes as there
+    are, with replacement, pools their windows' medians and takes the median.
+
+    Resampling processes, not samples, is what makes the interval as wide as the
+    disagreement between processes. Seeded, so a stored run always gets the same CI.
+    With few processes the interval is coarse (its ends are observed window medians).
+    """
+    _check_confidence(confidence)
+    medians = np.asarray(window_medians, dtype=float)
+    ids = np.asarray(processes)
+    groups = [medians[ids == g] for g in dict.fromkeys(processes)]
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    stats_ = np.empty(resamples)
+    for i, pick in enumerate(picks):
+        stats_[i] = np.median(np.concatenate([groups[j] for j in pick]))
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    return float(np.percentile(stats_, tail)), float(np.percentile(stats_, 100.0 - tail))
+
+
+def ratio_ci(
+    a: Sequence[float],
+    b: Sequence[float],
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """median(a) / median(b) and its percentile-bootstrap CI, resampling each side.
+
+    For side-by-side comparisons where each value is one process's median (the
+    fidelity benchmarks): the interval then covers between-process variation."""
+    _check_confidence(confidence)
+    xa = np.asarray(a, dtype=float)
+    xb = np.asarray(b, dtype=float)
+    if xa.size == 0 or xb.size == 0:
+        raise ValueError("ratio_ci needs samples on both sides")
+    rng = np.random.default_rng(seed)
+    ra = np.median(xa[rng.integers(0, xa.size, (resamples, xa.size))], axis=1)
+    rb = np.median(xb[rng.integers(0, xb.size, (resamples, xb.size))], axis=1)
+    ratios = ra / rb
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    return (
+        float(np.median(xa) / np.median(xb)),
+        float(np.percentile(ratios, tail)),
+        float(np.percentile(ratios, 100.0 - tail)),
     )
 
 
@@ -312,3 +386,37 @@ def retention(variant_value: float | None, baseline_value: float | None) -> floa
     if baseline_value is None or baseline_value == 0 or variant_value is None:
         return None
     return variant_value / baseline_value
+
+
+# --------------------------------------------------------------------------- two samples
+# `edgebench compare` calls a latency change significant below this two-sided p-value of
+# the Mann-Whitney U test. Strict on purpose: a CI gate runs many jobs on every pull
+# request, and consecutive latency samples are not independent (caches, clocks, heat), so
+# the test's nominal p-values are optimistic.
+SIGNIFICANCE_LEVEL = 0.002
+
+# Fewer raw samples than this on either side and compare falls back to the overlap of the
+# medians' confidence intervals. Below 7 a side the exact U test cannot reach p < 0.002 at
+# all (the smallest two-sided p for 6 against 6 is 2 / C(12, 6) = 0.0022); from 20 a side
+# the normal approximation of U is close and a 10% shift of a few-percent-noise latency is
+# found reliably.
+MIN_SAMPLES_FOR_U_TEST = 20
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of the Mann-Whitney U test that ``a`` and ``b`` come from the
+    same distribution (scipy's ``mannwhitneyu``: exact for small tie-free samples, the
+    tie-corrected normal approximation otherwise).
+
+    Returns 1.0 when every sample of both series is the same value (no evidence of a
+    difference; the statistic's variance is zero there).
+
+    Raises:
+        ValueError: if either series is empty or non-finite.
+    """
+    x = _as_sorted_array(a, "a")
+    y = _as_sorted_array(b, "b")
+    if x[0] == x[-1] == y[0] == y[-1]:
+        return 1.0
+    p = float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    return 1.0 if math.isnan(p) else min(p, 1.0)

@@ -13,6 +13,7 @@ from reports.compare import COLUMNS as COMPARE_COLUMNS
 from reports.compare import figure_text
 from reports.compare import headline as compare_headline
 from reports.plots import latency_distribution_svg, pareto_svg, size_latency_svg
+from reports.quality import run_warnings
 from reports.tables import (
     ACCURACY_NOT_MEANINGFUL_NOTE,
     CHAIN_SEPARATOR,
@@ -28,6 +29,7 @@ from reports.tables import (
     fmt_bytes,
     fmt_seconds,
     group_by_device,
+    io_note,
     is_baseline,
     one_line,
     percentile_note,
@@ -203,6 +205,7 @@ def _section(
         ),
         "accuracy_not_meaningful": any(not r["accuracy_meaningful"] for r in rows),
         "power_note": power_note(results),
+        "io_note": io_note(results),
         "latency_estimated": any("latency" in r["estimated"] for r in rows),
         "trade_off": _trade_off_plot(results, name),
         "plot": _svg_data_uri(latency_distribution_svg(results)),
@@ -303,6 +306,7 @@ def _context(data: RunReport) -> dict[str, Any]:
             ("Baseline", _text(run.baseline_variant)),
         ],
         "title": f"edgebench report {_text(run.id)}",
+        "warnings": run_warnings(data),
         "comparison": _comparison(data.comparison),
         "sections": sections,
         "variants": _variants(data),

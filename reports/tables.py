@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from reports.quality import run_warnings
 from runners.records import DeviceInfo, JobResult, LatencyStats, RunReport
 
 ESTIMATED_NOTE = "* estimated (no sensor / emulation)"
@@ -816,8 +817,29 @@ def _device_notes(
         notes.append(BATTERY_IMPACT_NOTE)
     if (power := power_note(results)) is not None:
         notes.append(power)
+    if (io := io_note(results)) is not None:
+        notes.append(io)
     notes.append(percentile_note(data))
     return notes
+
+
+def io_note(results: Sequence[JobResult]) -> str | None:
+    """The with-I/O p50 beside the invoke-only headline, for the jobs that have one
+    (the exact regions are in the export's timed_region / io_region columns)."""
+    parts = []
+    for r in results:
+        p50 = r.latency_s.p50 if r.latency_s else None
+        if r.latency_io_p50_s is None or not p50:
+            continue
+        change = r.latency_io_p50_s / p50 - 1
+        parts.append(f"{one_line(r.variant)} {fmt_seconds(r.latency_io_p50_s)} ({change:+.0%})")
+    if not parts:
+        return None
+    return (
+        "latency times the inference alone (inputs set once, as benchmark_model and "
+        "onnxruntime_perf_test time it); p50 with inputs set and outputs copied every "
+        "run: " + ", ".join(parts)
+    )
 
 
 def format_summary(data: RunReport) -> str:
@@ -825,6 +847,7 @@ def format_summary(data: RunReport) -> str:
     table."""
     run = data.run
     out = [f"run {run.id or '-'}  suite {run.suite or '-'}  status {run.status or '-'}"]
+    out += [f"warning: {w}" for w in run_warnings(data)]
     baseline_variant = run.baseline_variant
     for (device, results), (_, rows) in zip(group_by_device(data), device_rows(data), strict=True):
         out += ["", device_title(device)]

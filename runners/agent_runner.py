@@ -21,10 +21,21 @@ from runners.agent_client import AgentClient
 from runners.base import EvalSet, Job, ModelFile, Runner, fingerprint, register_runner
 from runners.cooldown import wait_for_cooldown
 from runners.power import power_record
-from runners.records import Accuracy, DeviceHealth, JobMeasurement, Memory, Provenance
+from runners.records import (
+    Accuracy,
+    DeviceHealth,
+    Figure,
+    JobMeasurement,
+    Memory,
+    Provenance,
+)
 
-# What the agent's timed region holds on each runtime (see its Model.run methods).
-TIMED_REGION = "set inputs + invoke + read outputs"
+
+def split_repetitions(repetitions: int, processes: int) -> list[int]:
+    """Windows per fresh process, earlier processes taking the remainder
+    (5 repetitions over 2 processes: 3 + 2)."""
+    base, extra = divmod(repetitions, processes)
+    return [base + (1 if i < extra else 0) for i in range(processes)]
 
 
 def require_posix(transport: Transport) -> PosixHost:
@@ -45,6 +56,8 @@ def load_fields(model: ModelFile, setting: dict[str, Any]) -> dict[str, Any]:
         extra["xnnpack"] = setting["xnnpack"]
     if setting.get("device") is not None:
         extra["device"] = setting["device"]
+    if setting.get("cpus") is not None:
+        extra["cpus"] = parse_cpu_list(setting["cpus"])
     if model.format == "torchscript":
         # TorchScript archives do not declare their inputs; the export step recorded them.
         extra |= {
@@ -57,6 +70,20 @@ def load_fields(model: ModelFile, setting: dict[str, Any]) -> dict[str, Any]:
         "providers": setting.get("providers"),
         **extra,
     }
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``"0"``, ``"0,2"``, ``"4-7"`` (taskset -c's list form) -> CPU numbers."""
+    cpus: set[int] = set()
+    for part in str(text).split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"cpus {text!r}: not a CPU list like 0,2 or 4-7")
+        lo, hi = int(first), int(last or first)
+        if hi < lo:
+            raise ValueError(f"cpus {text!r}: range {part.strip()} runs backwards")
+        cpus.update(range(lo, hi + 1))
+    return sorted(cpus)
 
 
 def accuracy_of(agent: AgentClient, data: EvalSet) -> Accuracy:
@@ -112,6 +139,49 @@ def parse_thermal_lines(out: str) -> dict[str, float]:
     return temps
 
 
+def stats_p50(samples: list[float]) -> float:
+    """Nearest-rank median (the convention of harness/stats.py, which runners cannot
+    import)."""
+    ordered = sorted(samples)
+    return ordered[max(1, -(-len(ordered) // 2)) - 1]
+
+
+# A CPU whose clock fell by more than this between the start and the end of the
+# windows was throttled (thermal or power capping) while it was being measured.
+CLOCK_DROP_FLAG = 0.10
+
+
+def clock_drops(benches: list[dict[str, Any]]) -> list[str]:
+    """"cpu N clock fell X%" for each CPU whose cpufreq fell during a bench."""
+    flags = []
+    for bench in benches:
+        freqs = bench.get("cpu_freq_khz") or {}
+        before, after = freqs.get("before") or {}, freqs.get("after") or {}
+        for cpu, khz in before.items():
+            now = after.get(cpu)
+            if khz and now is not None and now < khz * (1 - CLOCK_DROP_FLAG):
+                flags.append(f"cpu {cpu} clock fell {1 - now / khz:.0%} during the windows")
+    return list(dict.fromkeys(flags))
+
+
+def _with_clock_drops(
+    health: DeviceHealth | None, benches: list[dict[str, Any]]
+) -> DeviceHealth | None:
+    drops = clock_drops(benches)
+    if not drops:
+        return health
+    if health is None:
+        return DeviceHealth(flags=drops, ok=False)
+    return DeviceHealth(
+        flags=[*health.flags, *drops], ok=False, temp_c=health.temp_c, error=health.error
+    )
+
+
+def _max_of(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
 @register_runner("agent")
 class AgentRunner(Runner):
     def __init__(self, transport: Transport) -> None:
@@ -138,15 +208,7 @@ class AgentRunner(Runner):
         return self.facts
 
     def measure(self, job: Job) -> JobMeasurement:
-        try:
-            agent = self._start()
-            return self._measure(agent, job)
-        finally:
-            self._stop()
-
-    def _measure(self, agent: AgentClient, job: Job) -> JobMeasurement:
         m = job.measure
-        options = self.host.device.options
         cooldown = None
         if self.host.options.cooldown_below_c is not None:
             cooldown = wait_for_cooldown(
@@ -155,56 +217,119 @@ class AgentRunner(Runner):
                 self.host.options.cooldown_limit_s,
             )
         remote = self.host.push(job.model.path, job.model.sha256, job.model.path.name)
-        load = agent.load(remote, job.model.sha256, **load_fields(job.model, job.setting))
-        sensor = choose_source(options, agent.facts)
-        bench = agent.bench(
+        # One fresh agent process per share of the repetitions: a process that runs
+        # slow for its whole life (placement, memory layout) is then one of several
+        # in the job's windows and its CI, not the whole job.
+        benches: list[dict[str, Any]] = []
+        window_processes: list[int] = []
+        shares = split_repetitions(m.repetitions, m.processes)
+        for process, repetitions in enumerate(shares):
+            last = process == len(shares) - 1
+            try:
+                agent = self._start()
+                load = agent.load(remote, job.model.sha256, **load_fields(job.model, job.setting))
+                if process == 0:
+                    first_load, sensor = load, choose_source(self.host.device.options, agent.facts)
+                bench = self._bench(agent, job, sensor, repetitions, io_window=last)
+                benches.append(bench)
+                window_processes += [process] * len(bench["windows"])
+                if last:
+                    accuracy = accuracy_of(agent, job.evaluation()) if job.evaluation else None
+                    hello = agent.hello
+                    facts = agent.facts
+            finally:
+                self._stop()
+        return self._record(
+            job, first_load, benches, window_processes, sensor, accuracy, hello, facts, cooldown
+        )
+
+    def _bench(
+        self, agent: AgentClient, job: Job, sensor: Any, repetitions: int, io_window: bool
+    ) -> dict[str, Any]:
+        m = job.measure
+        options = self.host.device.options
+        return agent.bench(
             power=sampler_request(sensor, options) if sensor else None,
             timeout=m.timeout_s,
             warmup_runs=m.warmup_runs,
             warmup_min_s=m.warmup_min_s,
             min_runs=m.min_runs,
             min_duration_s=m.min_duration_s,
-            repetitions=m.repetitions,
+            repetitions=repetitions,
             max_runs=m.max_runs,
+            target_rel_ci=m.target_rel_ci,
+            max_window_s=m.max_window_s,
+            io_window=m.io_window and io_window,
         )
-        replies = bench["windows"]
+
+    def _record(
+        self,
+        job: Job,
+        load: dict[str, Any],
+        benches: list[dict[str, Any]],
+        window_processes: list[int],
+        sensor: Any,
+        accuracy: Accuracy | None,
+        hello: dict[str, Any],
+        facts: dict[str, Any],
+        cooldown: Any,
+    ) -> JobMeasurement:
+        bench = benches[0]
+        replies = [w for b in benches for w in b["windows"]]
         windows = [list(w["samples_s"]) for w in replies]
-        accuracy = accuracy_of(agent, job.evaluation()) if job.evaluation else None
         power = None
         if sensor:
-            spans = [(w["t0_s"], w["t1_s"], len(w["samples_s"])) for w in replies]
+            # Power comes from the first process's windows: one idle baseline and one
+            # sensor timeline (later processes' clocks are their own).
+            spans = [(w["t0_s"], w["t1_s"], len(w["samples_s"])) for w in bench["windows"]]
             power = power_record(sensor, bench.get("power"), spans)
+        with_io = benches[-1].get("with_io")
+        figures = []
+        if with_io and with_io["samples_s"]:
+            io_samples = with_io["samples_s"]
+            figures = [
+                Figure("latency_io_p50", stats_p50(io_samples), "s"),
+                Figure("latency_io_n", len(io_samples), "count"),
+            ]
+        multi = len(benches) > 1
         return JobMeasurement(
             runner=self.name,
             provenance=Provenance(
                 runner=self.name,
-                runner_version=agent.hello.get("agent_version"),
+                runner_version=hello.get("agent_version"),
                 model_sha256=job.model.sha256,
                 runtime=load.get("runtime"),
                 runtime_version=load.get("runtime_version"),
-                device_fingerprint=fingerprint(agent.facts),
+                device_fingerprint=fingerprint(facts),
                 **job.provenance,
             ),
             windows=windows,
-            window_spans=[[w["t0_s"], w["t1_s"]] for w in replies],
+            window_spans=None if multi else [[w["t0_s"], w["t1_s"]] for w in replies],
+            window_processes=window_processes if multi else None,
             init_s=load.get("init_s"),
             first_inference_s=bench.get("first_inference_s"),
             warmup_count=bench["warmup"]["count"],
             warmup_time_s=bench["warmup"]["time_s"],
             timer_floor_s=bench.get("timer_floor_s"),
-            timed_region=TIMED_REGION,
+            timed_region=bench.get("timed_region") or "set inputs + invoke + read outputs",
+            io_region=benches[-1].get("io_region"),
             memory=Memory(
-                peak_rss_bytes=bench.get("peak_rss_bytes"),
+                # The worst of the processes: each is one load of the same variant.
+                peak_rss_bytes=_max_of(b.get("peak_rss_bytes") for b in benches),
                 rss_after_load_bytes=load.get("rss_after_load_bytes"),
                 peak_reset=bench.get("vmhwm_reset"),
             ),
             power=power,
             accuracy=accuracy,
-            health=pi_health(self.host, agent.facts),
+            figures=figures,
+            health=_with_clock_drops(pi_health(self.host, facts), benches),
             details={
                 **({"cooldown": cooldown.to_dict()} if cooldown is not None else {}),
                 "load": load,
-                "bench": {k: v for k, v in bench.items() if k not in ("windows", "power")},
+                "bench": [
+                    {k: v for k, v in b.items() if k not in ("windows", "power", "with_io")}
+                    for b in benches
+                ],
                 "window_durations_s": [w.get("duration_s") for w in replies],
             },
         )

@@ -39,6 +39,15 @@ class MeasureRules:
     repetitions: int
     max_runs: int
     timeout_s: float
+    # Adaptive stopping: end a window once its median's 95% CI is this narrow
+    # (relative to the median), or at max_window_s; None: the fixed rule above.
+    target_rel_ci: float | None = None
+    max_window_s: float = 10.0
+    # Fresh runner processes the repetitions are spread over (1: all in one).
+    processes: int = 1
+    # One more window around the whole call (inputs in, outputs out) beside the
+    # invoke-only windows, where a runtime times them differently.
+    io_window: bool = True
 
 
 @dataclass(frozen=True)

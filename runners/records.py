@@ -176,6 +176,11 @@ class JobMeasurement:
     timer_floor_s: float | None = None
     # What the timed region includes, e.g. "invoke" or "set inputs + invoke + get outputs".
     timed_region: str | None = None
+    # Which fresh runner process measured each window (suite ``processes:``); None:
+    # all windows in one process.
+    window_processes: list[int] | None = None
+    # What the with-I/O figure (metric latency_io_p50) times, where it was measured.
+    io_region: str | None = None
     memory: Memory = field(default_factory=Memory)
     power: Power | None = None
     accuracy: Accuracy | None = None
@@ -320,6 +325,15 @@ class JobResult:
     flash_limit_bytes: float | None = None
     emulated: bool = False
     not_deployable: str | None = None  # why it cannot run there (fit, operators)
+    timed_region: str | None = None  # what latency_s times
+    # The same rule around the whole call (inputs in, outputs out), where it differs.
+    latency_io_p50_s: float | None = None
+    io_region: str | None = None
+    processes: int | None = None  # fresh runner processes the windows came from
+    runtime_version: str | None = None
+    # The device's own warnings for the job: throttling flags, "charging", a CPU clock
+    # that fell during the windows.
+    health_flags: list[str] = field(default_factory=list)
     # Field names of this record whose figure is estimated ("latency_s", ...).
     estimated: list[str] = field(default_factory=list)
 

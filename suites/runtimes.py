@@ -96,8 +96,36 @@ def runtime_for_file(suffix: str) -> Runtime | None:
 
 
 # --------------------------------------------------------------------------- the table
+class _AgentSettings(RuntimeSettings):
+    """Runtimes the Python agent loads. ``cpus`` pins the agent and the runtime's
+    threads to those CPUs (taskset -c's list form: ``"0"``, ``"0,2"``, ``"4-7"``), on
+    the local device and over SSH alike; unset, the OS places them."""
+
+    cpus: str | None = None
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpu_list(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None:
+            if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+                raise ValueError("cpus must be a CPU list like 0, 0,2 or 4-7")
+            for part in value.split(","):
+                lo, _, hi = part.partition("-")
+                if hi and int(hi) < int(lo):
+                    raise ValueError(f"cpus range {part} runs backwards")
+        return value
+
+    def job_settings(self) -> list[dict[str, Any]]:
+        # cpus only where set: job settings of suites without it keep their old keys,
+        # so their runs still pair in compare.
+        pin = {"cpus": self.cpus} if self.cpus is not None else {}
+        return [{**s, **pin} for s in super().job_settings()]
+
+
 @runtime("onnxruntime", formats=("onnx",), runner="agent", suffixes=(".onnx",))
-class OnnxRuntimeSettings(RuntimeSettings):
+class OnnxRuntimeSettings(_AgentSettings):
     runtime: Literal["onnxruntime"]
     # Execution providers in order of preference; the agent refuses a silent fallback.
     providers: list[str] | None = None
@@ -107,7 +135,7 @@ class OnnxRuntimeSettings(RuntimeSettings):
 
 
 @runtime("litert", formats=("tflite",), runner="agent", suffixes=(".tflite",))
-class LiteRTSettings(RuntimeSettings):
+class LiteRTSettings(_AgentSettings):
     """ai-edge-litert or tflite-runtime."""
 
     runtime: Literal["litert"]
@@ -123,7 +151,7 @@ class LiteRTSettings(RuntimeSettings):
 
 # No file suffix for `infer`: a TorchScript archive does not declare its inputs.
 @runtime("torch", formats=("torchscript",), runner="agent")
-class TorchSettings(RuntimeSettings):
+class TorchSettings(_AgentSettings):
     """A TorchScript archive (``export_torchscript``)."""
 
     runtime: Literal["torch"]

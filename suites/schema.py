@@ -140,6 +140,25 @@ class MeasureSpec(Strict):
     repetitions: int = Field(5, ge=1)
     max_runs: int = Field(100_000, ge=1)
     timeout_s: float = Field(600, gt=0)
+    # Adaptive stopping: a window ends once the 95% CI of its median is within this
+    # fraction of the median (0.01 = 1%), after min_runs, or at max_window_s.
+    # min_duration_s does not apply then.
+    target_rel_ci: float | None = Field(None, gt=0, lt=1)
+    max_window_s: float = Field(10.0, gt=0)
+    # Spread the repetitions over this many fresh agent processes: a process that
+    # runs slow for its whole life (placement, memory layout) then shows in the CI.
+    processes: int = Field(1, ge=1)
+    # One extra window timing the whole call (inputs set, invoke, outputs read)
+    # beside the invoke-only headline, on runtimes where the two differ.
+    io_window: bool = True
+
+    @model_validator(mode="after")
+    def _processes_fit(self) -> MeasureSpec:
+        if self.processes > self.repetitions:
+            raise ValueError(
+                f"processes ({self.processes}) cannot exceed repetitions ({self.repetitions})"
+            )
+        return self
 
 
 class AccuracySpec(Strict):

@@ -199,7 +199,7 @@ def test_hello_facts(raw_agent: RawAgent) -> None:
     reply = raw_agent.call("hello")
     assert reply["ok"] is True
     result = reply["result"]
-    assert result["agent_version"] == "1"
+    assert result["agent_version"] == "2"
     assert result["protocol"] == 1
     assert isinstance(result["pid"], int)
     facts = result["facts"]
@@ -689,3 +689,105 @@ def test_agent_under_python38_with_tflite_runtime(
             timeout=60, **FAST_BENCH, power={"mode": "stream", "argv": ["sh", "-c", script]}
         )
         assert res["power"]["readings"]
+
+
+# --------------------------------------------------------------------------- fidelity
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_windows_time_the_inference_alone_with_io_beside(
+    raw_agent: RawAgent, models: Models, runtime: str
+) -> None:
+    path, sha = models.path_and_sha(runtime)
+    raw_agent.ok("load", path=str(path), sha256=sha, runtime=runtime, threads=1)
+    r = raw_agent.ok("bench", **FAST_BENCH)
+    # What each figure times is said, and the two regions differ on these runtimes.
+    assert r["timed_region"] and r["io_region"] and r["timed_region"] != r["io_region"]
+    assert ("invoke" if runtime == "litert" else "iobinding") in r["timed_region"]
+    io = r["with_io"]["samples_s"]
+    assert len(io) >= FAST_BENCH["min_runs"] and all(s > 0 for s in io)
+    # Without the with-I/O window, nothing of it in the reply.
+    r = raw_agent.ok("bench", **FAST_BENCH, io_window=False)
+    assert r["with_io"] is None and r["io_region"] is None
+
+
+def test_invoke_only_gives_the_same_outputs_as_run(models: Models, samples: np.ndarray) -> None:
+    # The bound-inputs path must run the same inference, not a stale or empty one.
+    spec = importlib.util.spec_from_file_location("agent_under_test", AGENT_PATH)
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    x = samples[:1]
+    for model in (
+        agent.OnnxModel(str(models.onnx), 1, None),
+        agent.LiteRTModel(str(models.tflite), 1),
+    ):
+        expected = model.run([x])[0]
+        model.bind([x])
+        model.invoke()
+        if isinstance(model, agent.OnnxModel):
+            got = model._binding.copy_outputs_to_cpu()[0]
+        else:
+            got = model.interp.get_tensor(model.outputs[0]["index"])
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_adaptive_window_stops_once_the_median_ci_is_narrow(
+    raw_agent: RawAgent, models: Models
+) -> None:
+    from harness.stats import median_ci
+
+    raw_agent.ok("load", path=str(models.tflite), sha256=models.tflite_sha, runtime="litert")
+    fields = {**FAST_BENCH, "min_runs": 50, "repetitions": 1, "io_window": False}
+    # A reachable target: the window stops early, and its exact CI is about as narrow.
+    r = raw_agent.ok("bench", **fields, target_rel_ci=0.05, max_window_s=5)
+    window = r["windows"][0]
+    assert r["stop_rule"] == "adaptive"
+    assert window["duration_s"] < 5
+    low, high = median_ci(window["samples_s"])
+    median = sorted(window["samples_s"])[len(window["samples_s"]) // 2]
+    assert (high - low) / median <= 0.05 * 1.2
+    # A window that cannot get there (min_runs beyond reach) ends at the time cap.
+    r = raw_agent.ok(
+        "bench",
+        **{**fields, "min_runs": 10**9, "max_runs": 10**9},
+        target_rel_ci=0.05,
+        max_window_s=0.3,
+    )
+    assert 0.3 <= r["windows"][0]["duration_s"] < 1.5
+    for bad in (0, 1, -0.1, "0.01", True):
+        assert error_kind(raw_agent.call("bench", **fields, target_rel_ci=bad)) == "bad_request"
+
+
+def test_agent_ci_width_agrees_with_the_exact_binomial_interval() -> None:
+    from harness.stats import median_ci
+
+    spec = importlib.util.spec_from_file_location("agent_under_test", AGENT_PATH)
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    rng = np.random.default_rng(3)
+    for n in (40, 100, 1000, 10000):
+        xs = [int(v) for v in rng.lognormal(10, 0.2, n)]
+        low, high = median_ci(xs)
+        exact = (high - low) / sorted(xs)[(n + 1) // 2 - 1]
+        assert agent.median_ci_rel_width(xs) == pytest.approx(exact, rel=0.15)
+    assert agent.median_ci_rel_width([5, 5, 5]) == float("inf")  # too few for a 95% CI
+
+
+def test_load_pins_the_agent_to_the_cpus_asked(raw_agent: RawAgent, models: Models) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    one = allowed[-1]
+    info = raw_agent.ok(
+        "load", path=str(models.tflite), sha256=models.tflite_sha, runtime="litert", cpus=[one]
+    )
+    assert info["cpus"] == [one]
+    r = raw_agent.ok("bench", **FAST_BENCH)
+    assert r["windows"][0]["samples_s"]
+    for bad in ([], ["0"], [-1], "0", [True]):
+        reply = raw_agent.call(
+            "load", path=str(models.tflite), sha256=models.tflite_sha, runtime="litert", cpus=bad
+        )
+        assert error_kind(reply) == "bad_request"
+    reply = raw_agent.call(
+        "load", path=str(models.tflite), sha256=models.tflite_sha, runtime="litert", cpus=[4095]
+    )
+    assert error_kind(reply) == "bad_request" and "4095" in reply["error"]["message"]

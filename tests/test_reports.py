@@ -389,6 +389,7 @@ def random_weight_data() -> RunReport:
 
 GOLDEN = """\
 run 20261129-213000-ab12  suite digits  status finished
+warning: some figures are estimated (marked *): no sensor or board measured them
 
 Device local (local): Linux x86_64, AMD EPYC, 2 cores
 Highlights: smallest file distilled-int8-tflite (13.2 KiB) | fastest p90 distilled-onnx (6.31 µs) | most accurate fp32-onnx (97.5%) |

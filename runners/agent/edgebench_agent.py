@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-AGENT_VERSION = "1"
+AGENT_VERSION = "2"  # 2: windows time invoke only (inputs bound once); with-I/O beside
 PROTOCOL_VERSION = 1
 
 # distribution names to look up with importlib.metadata, per runtime key in facts.
@@ -291,9 +291,24 @@ class Model:
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
 
+    # What a timed sample covers. `run` is the whole call a user makes (inputs in,
+    # outputs out); `bind` + `invoke` split it the way the vendors' tools time it
+    # (benchmark_model, onnxruntime_perf_test): inputs set once before the window,
+    # then only the inference per sample. A runtime without a split times run().
+    io_region = "set inputs + invoke + read outputs"
+    invoke_region = io_region
+
     def run(self, feed: list[Any]) -> list[Any]:
         """Inputs in model order -> outputs in model order (numpy arrays)."""
         raise NotImplementedError
+
+    def bind(self, feed: list[Any]) -> None:
+        """Make `feed` the inputs of every following invoke()."""
+        self._bound = feed
+
+    def invoke(self) -> None:
+        """One inference on the bound inputs; outputs stay in the runtime."""
+        self.run(self._bound)
 
     def describe(self) -> dict[str, Any]:
         def public(d: dict[str, Any]) -> dict[str, Any]:
@@ -362,9 +377,27 @@ class OnnxModel(Model):
             "quant": None,  # ONNX QDQ models keep float I/O; nothing to (de)quantize
         }
 
+    io_region = "InferenceSession.run (numpy inputs in, numpy outputs out)"
+    invoke_region = (
+        "InferenceSession.run_with_iobinding (inputs bound once, outputs allocated by "
+        "onnxruntime on the CPU each run)"
+    )
+
     def run(self, feed: list[Any]) -> list[Any]:
         # Index loop, not zip(strict=...): that keyword needs Python 3.10.
         return self.session.run(None, {self._input_names[i]: v for i, v in enumerate(feed)})
+
+    def bind(self, feed: list[Any]) -> None:
+        binding = self.session.io_binding()
+        for i, value in enumerate(feed):
+            binding.bind_cpu_input(self._input_names[i], value)
+        for d in self.outputs:
+            binding.bind_output(d["name"], "cpu")
+        self._binding = binding
+        self._feed = feed  # bind_cpu_input points at this memory: keep it alive
+
+    def invoke(self) -> None:
+        self.session.run_with_iobinding(self._binding)
 
     def describe(self) -> dict[str, Any]:
         d = Model.describe(self)
@@ -447,7 +480,16 @@ class LiteRTModel(Model):
             "quant": (float(scale), int(zero_point)) if scale else None,
         }
 
+    invoke_region = "Interpreter.invoke (inputs set once before the window)"
+    io_region = "set_tensor + invoke + get_tensor (a copy of each output)"
+
     def run(self, feed: list[Any]) -> list[Any]:
+        self.bind(feed)
+        self.interp.invoke()
+        # get_tensor copies, like onnxruntime's run returns fresh arrays: timings compare.
+        return [self.interp.get_tensor(d["index"]) for d in self.outputs]
+
+    def bind(self, feed: list[Any]) -> None:
         interp = self.interp
         resized = False
         for i, value in enumerate(feed):
@@ -461,9 +503,9 @@ class LiteRTModel(Model):
             interp.allocate_tensors()
         for i, value in enumerate(feed):
             interp.set_tensor(self.inputs[i]["index"], value)
-        interp.invoke()
-        # get_tensor copies, like onnxruntime's run returns fresh arrays: timings compare.
-        return [interp.get_tensor(d["index"]) for d in self.outputs]
+
+    def invoke(self) -> None:
+        self.interp.invoke()
 
     def delegated_nodes(self) -> int | None:
         """Nodes of the execution plan a delegate (XNNPACK) took over, where the
@@ -668,8 +710,24 @@ class TorchModel(Model):
                 torch.cuda.synchronize()
         return raw
 
+    invoke_region = (
+        "forward() under inference_mode on inputs converted once "
+        "(+ torch.cuda.synchronize on cuda); outputs stay tensors"
+    )
+    io_region = "numpy inputs to tensors + forward() + outputs back to numpy"
+
     def run(self, feed: list[Any]) -> list[Any]:
         return self._to_numpy(_flatten_outputs(self._forward(feed), self.torch, [], "output"))
+
+    def bind(self, feed: list[Any]) -> None:
+        self._tensors = [self._to_torch(v) for v in feed]
+
+    def invoke(self) -> None:
+        torch = self.torch
+        with torch.inference_mode():
+            self.module(*self._tensors)
+            if self.device == "cuda":
+                torch.cuda.synchronize()
 
     def describe(self) -> dict[str, Any]:
         d = Model.describe(self)
@@ -903,7 +961,15 @@ class TensorRTModel(Model):
         self._buffers[name] = buf  # keeps the memory alive while TensorRT points at it
         self._shapes[name] = shape
 
+    invoke_region = "execute_async_v3 + stream synchronize (inputs uploaded once)"
+    io_region = "host-to-device copies + execute_async_v3 + synchronize + device-to-host copies"
+
     def run(self, feed: list[Any]) -> list[Any]:
+        self.bind(feed)
+        self.invoke()
+        return [self.memory.download(self._buffers[d["name"]]) for d in self.outputs]
+
+    def bind(self, feed: list[Any]) -> None:
         memory = self.memory
         reshaped = False
         for i, value in enumerate(feed):
@@ -915,13 +981,16 @@ class TensorRTModel(Model):
             self._bind_outputs("bad_request")
         for i, value in enumerate(feed):
             memory.upload(self._buffers[self.inputs[i]["name"]], value)
+        memory.synchronize()  # the upload is not part of the next invoke()
+
+    def invoke(self) -> None:
+        memory = self.memory
         if not self.context.execute_async_v3(memory.stream_handle):
             raise AgentFailure("runtime_error", "TensorRT execute_async_v3 failed (see stderr)")
         # execute_async_v3 only queues the work on the stream. Waiting for it here,
         # inside the timed run, makes a latency sample cover the inference itself and
         # not just its launch (and surfaces this run's errors here).
         memory.synchronize()
-        return [memory.download(self._buffers[d["name"]]) for d in self.outputs]
 
     def __del__(self) -> None:
         # Release in dependency order (context, its buffers, engine, runtime) rather
@@ -1026,9 +1095,102 @@ def decode_array(obj: Any) -> Any:
 TIMER_FLOOR_CALLS = 1001  # odd: the median is one sample
 
 
-def _noop(feed: list[Any]) -> None:
-    """Stands in for model.run when the agent measures its own timing floor."""
+def _noop() -> None:
+    """Stands in for model.invoke when the agent measures its own timing floor."""
     return None
+
+
+# z for a two-sided 95% interval: the controller's exact binomial CI of the median
+# (harness/stats.py) uses the same level; the agent's stopping rule approximates it.
+_Z95 = 1.959963984540054
+
+
+def median_ci_rel_width(samples: list[int]) -> float:
+    """(CI high - CI low) / median of the samples' median, 95%, distribution-free.
+
+    The interval is the order statistics at ranks n/2 -+ z*sqrt(n)/2 (the normal
+    approximation of the Binomial(n, 1/2) ranks, close to exact from n = 30 on).
+    Infinite when n is too small for an interval or the median is 0."""
+    n = len(samples)
+    half = _Z95 * (n ** 0.5) / 2.0
+    lo = int(n / 2.0 - half)  # 0-based ranks
+    hi = int(n / 2.0 + half + 1.0)
+    if lo < 0 or hi >= n:
+        return float("inf")
+    ordered = sorted(samples)
+    median = ordered[n // 2]
+    return (ordered[hi] - ordered[lo]) / median if median > 0 else float("inf")
+
+
+def _timed_window(
+    call: Callable[[], Any],
+    clock: Callable[[], int],
+    min_runs: int,
+    min_ns: int,
+    max_runs: int,
+    target_rel_ci: float | None,
+    max_window_ns: int,
+) -> list[int]:
+    """Samples (ns) of one window, each run timed on its own.
+
+    Fixed rule: until both min_runs runs and min_ns have passed (or max_runs).
+    Adaptive rule (target_rel_ci set): from min_runs on, until the median's 95% CI is
+    within target_rel_ci of the median, or max_window_ns has passed (or max_runs). The
+    CI is checked each time the window has grown by a tenth, outside any timed run, so
+    the checks cost O(n log n) in all and nothing inside a sample."""
+    samples: list[int] = []
+    append = samples.append
+    start = clock()
+    if target_rel_ci is None:
+        while len(samples) < max_runs and (len(samples) < min_runs or clock() - start < min_ns):
+            s = clock()
+            call()
+            append(clock() - s)
+        return samples
+    check_at = min_runs
+    while len(samples) < max_runs and clock() - start < max_window_ns:
+        s = clock()
+        call()
+        append(clock() - s)
+        if len(samples) >= check_at:
+            if median_ci_rel_width(samples) <= target_rel_ci:
+                break
+            check_at = len(samples) + max(1, len(samples) // 10)
+    return samples
+
+
+def _pin(cpus: Any) -> list[int] | None:
+    """Pin this process (and the runtime threads it starts later) to `cpus`."""
+    if cpus is None:
+        return None
+    if (
+        not isinstance(cpus, list)
+        or not cpus
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus)
+    ):
+        raise AgentFailure("bad_request", "cpus must be a non-empty list of CPU numbers")
+    setter = getattr(os, "sched_setaffinity", None)
+    if setter is None:
+        raise AgentFailure("bad_request", f"cannot pin to CPUs on {platform.system()}")
+    try:
+        # Runtime thread pools are created at load and inherit the creating thread's
+        # affinity, so pinning before the load pins them too.
+        setter(0, set(cpus))
+    except (OSError, ValueError) as e:
+        raise AgentFailure("bad_request", f"cannot pin to CPUs {cpus}: {e}") from e
+    return sorted(os.sched_getaffinity(0))
+
+
+def _cpu_freqs_khz() -> dict[str, int]:
+    """Current frequency of each CPU this process may run on, where cpufreq exists."""
+    getter = getattr(os, "sched_getaffinity", None)
+    cpus = sorted(getter(0)) if getter else []
+    out = {}
+    for cpu in cpus:
+        text = _read_text(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
+        if text and text.strip().isdigit():
+            out[str(cpu)] = int(text.strip())
+    return out
 
 
 class PowerSampler:
@@ -1305,6 +1467,7 @@ class Agent:
         self.model = None
         self.model_path = None
         self._reset_eval()
+        pinned = _pin(req.get("cpus"))
         t0 = time.perf_counter()
         model = open_model(path)
         init_s = time.perf_counter() - t0
@@ -1316,6 +1479,7 @@ class Agent:
         result["sha256"] = actual
         result["threads"] = threads
         result["init_s"] = init_s
+        result["cpus"] = pinned
         result["rss_after_load_bytes"] = self.rss_after_load
         return result
 
@@ -1329,6 +1493,15 @@ class Agent:
         repetitions = _int(req, "repetitions", 5, minimum=1)
         seed = _int(req, "seed", 0)
         max_runs = _int(req, "max_runs", 100000, minimum=1)
+        target = req.get("target_rel_ci")
+        if target is not None and (
+            isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1
+        ):
+            raise AgentFailure("bad_request", "target_rel_ci must be a number in (0, 1) or null")
+        max_window_ns = int(_float(req, "max_window_s", 10.0) * 1e9)
+        io_window = req.get("io_window", True)
+        if not isinstance(io_window, bool):
+            raise AgentFailure("bad_request", "io_window must be true or false")
 
         rng = np.random.default_rng(seed)
         feed = [random_input(rng, d) for d in model.inputs]
@@ -1350,9 +1523,12 @@ class Agent:
             idle = [idle_t0, PowerSampler.now()]
 
         try:
+            freqs_before = _cpu_freqs_khz()
             t0 = clock()
             model.run(feed)
             first_ns = clock() - t0
+            model.bind(feed)
+            invoke = model.invoke
 
             # Warm-up needs both a count (caches, JIT-ish lazy init) and a time (CPU
             # frequency governors ramp up over wall time, not over iterations).
@@ -1362,7 +1538,7 @@ class Agent:
             while warm_count < max_runs and (
                 warm_count < warmup_runs or clock() - warm_start < warm_min_ns
             ):
-                model.run(feed)
+                invoke()
                 warm_count += 1
             warm_ns = clock() - warm_start
 
@@ -1382,23 +1558,17 @@ class Agent:
             floor = []
             for _ in range(TIMER_FLOOR_CALLS):
                 s = clock()
-                _noop(feed)
+                _noop()
                 floor.append(clock() - s)
             floor.sort()
             timer_floor_s = floor[len(floor) // 2] / 1e9
 
             windows = []
             min_ns = int(min_duration_s * 1e9)
+            rule = (min_runs, min_ns, max_runs, target, max_window_ns)
             for _ in range(repetitions):
-                samples = []
-                run = model.run
                 start = clock()
-                while len(samples) < max_runs and (
-                    len(samples) < min_runs or clock() - start < min_ns
-                ):
-                    s = clock()
-                    run(feed)
-                    samples.append(clock() - s)
+                samples = _timed_window(invoke, clock, *rule)
                 end = clock()
                 windows.append(
                     {
@@ -1409,6 +1579,18 @@ class Agent:
                         "t1_s": end / 1e9,
                     }
                 )
+            freqs_after = _cpu_freqs_khz()
+            # The same window rule around the whole call a user makes (inputs in,
+            # outputs out), after the measured windows and outside the power spans:
+            # what set/get of the tensors adds beside the invoke-only headline.
+            with_io = None
+            if io_window and model.io_region != model.invoke_region:
+                start = clock()
+                samples = _timed_window(lambda: model.run(feed), clock, *rule)
+                with_io = {
+                    "samples_s": [x / 1e9 for x in samples],
+                    "duration_s": (clock() - start) / 1e9,
+                }
         except BaseException:
             if sampler is not None:
                 sampler.stop()  # never leave a sensor tool running behind a failed bench
@@ -1429,6 +1611,11 @@ class Agent:
             "rss_after_load_bytes": self.rss_after_load,
             "vmhwm_reset": vmhwm_reset,
             "timer": "perf_counter_ns",
+            "timed_region": model.invoke_region,
+            "with_io": with_io,
+            "io_region": model.io_region if with_io is not None else None,
+            "stop_rule": "adaptive" if target is not None else "fixed",
+            "cpu_freq_khz": {"before": freqs_before, "after": freqs_after},
         }
 
     def op_eval(self, req: dict[str, Any]) -> dict[str, Any]:
