@@ -305,6 +305,10 @@ class McuTarget(Transport):
 class PosixHost(Transport):
     """A device with a shell and a file system (local, SSH)."""
 
+    # Bytes this connection has copied to the device (push): an unchanged suite run
+    # again copies none, which the overhead benchmark counts.
+    pushed_bytes: int = 0
+
     # Where edgebench keeps its files on the device (agent, artifacts).
     @property
     @abstractmethod
@@ -337,6 +341,7 @@ class PosixHost(Transport):
         if self.remote_sha256(remote) == sha256:
             return remote
         self._copy_to_device(local, remote)
+        self.pushed_bytes += local.stat().st_size
         got = self.remote_sha256(remote)
         if got != sha256:
             raise TransportError(

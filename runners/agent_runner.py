@@ -216,6 +216,7 @@ class AgentRunner(Runner):
                 self.host.options.cooldown_below_c,
                 self.host.options.cooldown_limit_s,
             )
+        pushed_before = self.host.pushed_bytes
         remote = self.host.push(job.model.path, job.model.sha256, job.model.path.name)
         # One fresh agent process per share of the repetitions: a process that runs
         # slow for its whole life (placement, memory layout) is then one of several
@@ -239,9 +240,13 @@ class AgentRunner(Runner):
                     facts = agent.facts
             finally:
                 self._stop()
-        return self._record(
+        record = self._record(
             job, first_load, benches, window_processes, sensor, accuracy, hello, facts, cooldown
         )
+        # The agent file and the model: what this job copied to the device (0 when both
+        # were there already, content-addressed).
+        record.details["pushed_bytes"] = self.host.pushed_bytes - pushed_before
+        return record
 
     def _bench(
         self, agent: AgentClient, job: Job, sensor: Any, repetitions: int, io_window: bool

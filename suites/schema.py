@@ -141,8 +141,8 @@ class MeasureSpec(Strict):
     max_runs: int = Field(100_000, ge=1)
     timeout_s: float = Field(600, gt=0)
     # Adaptive stopping: a window ends once the 95% CI of its median is within this
-    # fraction of the median (0.01 = 1%), after min_runs, or at max_window_s.
-    # min_duration_s does not apply then.
+    # fraction of the median (0.01 = 1%), after min_runs and min_duration_s (a floor
+    # then, not the rule: set it low, e.g. 0.1), or at max_window_s.
     target_rel_ci: float | None = Field(None, gt=0, lt=1)
     max_window_s: float = Field(10.0, gt=0)
     # Spread the repetitions over this many fresh agent processes: a process that

@@ -191,7 +191,8 @@ def test_a_run_spreads_repetitions_over_fresh_processes_pinned_and_adaptive(
         variants="\n  - name: fp32-tflite\n    recipe: [export_tflite]\n"
         "  - name: fp32-onnx\n    recipe: [export_onnx]\n",
         settings=f"  - {{runtime: litert, cpus: '{cpu}'}}\n  - runtime: onnxruntime\n",
-        measure="{warmup_runs: 3, warmup_min_s: 0, min_runs: 30, repetitions: 4, "
+        measure="{warmup_runs: 3, warmup_min_s: 0, min_runs: 30, min_duration_s: 0.01, "
+        "repetitions: 4, "
         "processes: 2, target_rel_ci: 0.05, max_window_s: 2}",
     )
     eb("device", "add", "local", "--transport", "local")

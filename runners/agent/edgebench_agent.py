@@ -1134,10 +1134,12 @@ def _timed_window(
     """Samples (ns) of one window, each run timed on its own.
 
     Fixed rule: until both min_runs runs and min_ns have passed (or max_runs).
-    Adaptive rule (target_rel_ci set): from min_runs on, until the median's 95% CI is
-    within target_rel_ci of the median, or max_window_ns has passed (or max_runs). The
-    CI is checked each time the window has grown by a tenth, outside any timed run, so
-    the checks cost O(n log n) in all and nothing inside a sample."""
+    Adaptive rule (target_rel_ci set): once both min_runs and min_ns are reached, until
+    the median's 95% CI is within target_rel_ci of the median, or max_window_ns has
+    passed (or max_runs). The CI is checked each time the window has grown by a tenth,
+    outside any timed run, so the checks cost O(n log n) in all and nothing inside a
+    sample. The CI treats samples as independent; min_ns is what lets slow variation
+    (a frequency step, a neighbour's burst) into the window before it may stop."""
     samples: list[int] = []
     append = samples.append
     start = clock()
@@ -1152,7 +1154,7 @@ def _timed_window(
         s = clock()
         call()
         append(clock() - s)
-        if len(samples) >= check_at:
+        if len(samples) >= check_at and clock() - start >= min_ns:
             if median_ci_rel_width(samples) <= target_rel_ci:
                 break
             check_at = len(samples) + max(1, len(samples) // 10)
