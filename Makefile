@@ -57,8 +57,10 @@ test: $(STAMP) debian-test-deps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
-	$(BIN)/pytest benchmarks --benchmark-only -q
+# Benchmarks of edgebench itself (fidelity, harness cost, adaptive stopping, scale);
+# writes its figures into benchmarks/RESULTS.md. About 15 minutes; run it on a quiet machine.
+bench: $(STAMP) debian-test-deps
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) $(AGENT38) .edgebench .pytest_cache
