@@ -791,3 +791,18 @@ def test_load_pins_the_agent_to_the_cpus_asked(raw_agent: RawAgent, models: Mode
         "load", path=str(models.tflite), sha256=models.tflite_sha, runtime="litert", cpus=[4095]
     )
     assert error_kind(reply) == "bad_request" and "4095" in reply["error"]["message"]
+
+
+def test_agent_stops_mid_bench_when_the_host_goes_away(raw_agent: RawAgent, models: Models) -> None:
+    # A killed controller closes the agent's stdin (its end of the pipe or SSH channel):
+    # the agent must not go on measuring for nobody through a 30-second window.
+    raw_agent.ok("load", path=str(models.tflite), sha256=models.tflite_sha, runtime="litert")
+    raw_agent.proc.write_line(
+        '{"id": 9, "op": "bench", "min_duration_s": 30, "repetitions": 1, "max_runs": 1000000000}'
+    )
+    time.sleep(0.5)
+    assert raw_agent.proc.wait(0) is None  # measuring
+    raw_agent.proc._proc.stdin.close()
+    started = time.monotonic()
+    assert raw_agent.proc.wait(2.0) == 0
+    assert time.monotonic() - started < 1.0

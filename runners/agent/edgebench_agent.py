@@ -1242,6 +1242,7 @@ class PowerSampler:
                 )
             except OSError as e:
                 raise AgentFailure("missing_sensor", f"cannot start {self.argv[0]}: {e}") from e
+            _CHILDREN.append(self._proc)
             target = self._pump_stream
         else:
             target = self._poll
@@ -1725,15 +1726,64 @@ def _protocol_stream() -> Any:
         return sys.stdout
 
 
+# Child processes (power sensor tools) to stop if the host goes away mid-request.
+_CHILDREN: list[Any] = []
+
+
+def _request_lines(stdin: Any) -> Any:
+    """Request lines, read by a thread so that the host going away is noticed at once,
+    even in the middle of a 30-second bench: a controller that was killed must not
+    leave an agent measuring for nobody (and holding the device) behind it."""
+    import queue
+
+    lines: Any = queue.Queue()
+
+    def pump() -> None:
+        # os.read on the descriptor, not the buffered stdin: a daemon thread blocked
+        # inside a buffered read holds its lock and aborts the interpreter's exit.
+        fd = stdin.fileno()
+        parts: list[bytes] = []  # the line so far: eval requests can be megabytes
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            *complete, rest = chunk.split(b"\n")
+            for piece in complete:
+                parts.append(piece)
+                lines.put(b"".join(parts) + b"\n")
+                parts = []
+            if rest:
+                parts.append(rest)
+        if parts:
+            lines.put(b"".join(parts))
+        # EOF: the host closed us or died (its end of the pipe or SSH channel went).
+        # Between requests the main loop exits cleanly; mid-request nobody waits for
+        # the reply, so stop now, with the sensor tools.
+        lines.put(None)
+        if busy.is_set():
+            for child in _CHILDREN:
+                try:
+                    child.kill()
+                except OSError:
+                    pass
+            os._exit(0)
+
+    busy = threading.Event()
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+    while True:
+        raw = lines.get()
+        if raw is None:
+            return
+        busy.set()
+        yield raw
+        busy.clear()
+
+
 def main() -> int:
     out = _protocol_stream()
-    stdin = sys.stdin.buffer
     agent = Agent()
     log(f"agent {AGENT_VERSION} ready (pid {os.getpid()}, python {platform.python_version()})")
-    while True:
-        raw = stdin.readline()
-        if not raw:
-            return 0  # EOF: the host went away or closed us
+    for raw in _request_lines(sys.stdin.buffer):
         line = raw.decode("utf-8", "replace").strip()
         if not line:
             continue
@@ -1746,6 +1796,7 @@ def main() -> int:
         out.flush()
         if agent.done:
             return 0
+    return 0  # EOF: the host went away or closed us
 
 
 if __name__ == "__main__":
