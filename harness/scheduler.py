@@ -273,6 +273,8 @@ def _device_worker(
                 continue
             runner_name = get_runtime(job["runtime"]).runner
             for attempt in range(ctx.suite.retries + 1):
+                if attempt and ctx.stop.wait(ctx.suite.retry_backoff_s * 2 ** (attempt - 1)):
+                    return  # interrupted while backing off: the job stays pending
                 if ctx.stop.is_set():
                     return
                 # Counted before connecting: a board that cannot be reached is an attempt too.

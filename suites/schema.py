@@ -192,6 +192,9 @@ class Suite(Strict):
     accuracy: AccuracySpec | None = None
     devices: DeviceSelection = DeviceSelection()
     retries: int = Field(1, ge=0, le=10)
+    # Wait before retry k (1-based): retry_backoff_s * 2**(k-1), so a board that is
+    # rebooting or a network that blips gets time to come back.
+    retry_backoff_s: float = Field(1.0, ge=0, le=300)
     # Variant that accuracy retention is measured against; default: the first variant.
     baseline: str | None = None
 

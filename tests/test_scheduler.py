@@ -89,7 +89,7 @@ class ScriptedRunner(Runner):
         self._killed.set()
 
 
-def _suite(variants: int, retries: int) -> Suite:
+def _suite(variants: int, retries: int, backoff: float = 0.0) -> Suite:
     return Suite.model_validate(
         {
             "name": "mem",
@@ -97,6 +97,7 @@ def _suite(variants: int, retries: int) -> Suite:
             "variants": [{"name": f"v{i}", "recipe": ["export_onnx"]} for i in range(variants)],
             "settings": [{"runtime": "scripted", "threads": [1, 2]}],
             "retries": retries,
+            "retry_backoff_s": backoff,
         }
     )
 
@@ -104,10 +105,18 @@ def _suite(variants: int, retries: int) -> Suite:
 class Lab:
     """A store, a workspace and in-memory devices for one test."""
 
-    def __init__(self, tmp: Path, devices: list[str], *, variants: int = 3, retries: int = 1):
+    def __init__(
+        self,
+        tmp: Path,
+        devices: list[str],
+        *,
+        variants: int = 3,
+        retries: int = 1,
+        backoff: float = 0.0,
+    ):
         self.ws = Workspace(home=tmp / "home", db_url=f"sqlite:///{tmp / 'results.db'}").ensure()
         self.store = Store(self.ws.db_url)
-        self.suite = _suite(variants, retries)
+        self.suite = _suite(variants, retries, backoff)
         model = tmp / "m.onnx"
         model.write_bytes(b"not really onnx")
         artifact = Artifact("ab" * 32, model, "onnx", model.stat().st_size)
@@ -170,6 +179,16 @@ def test_a_failed_attempt_is_retried_and_counted(tmp_path: Path) -> None:
     first, second = lab.jobs()
     assert first["status"] == "done" and first["attempts"] == 2
     assert second["status"] == "done" and second["attempts"] == 1
+
+
+def test_retries_back_off_exponentially(tmp_path: Path) -> None:
+    SCRIPTS["a"] = ["transport", "transport", "ok"]
+    lab = Lab(tmp_path, ["a"], variants=1, retries=2, backoff=0.2)
+    started = time.monotonic()
+    assert lab.execute() == "finished"
+    # Waits of 0.2 s then 0.4 s before the second and third attempts.
+    assert time.monotonic() - started >= 0.6
+    assert lab.jobs()[0]["attempts"] == 3
 
 
 def test_an_error_the_device_reports_fails_only_that_job(tmp_path: Path) -> None:
