@@ -107,7 +107,14 @@ class LocalTransport(PosixHost):
 
     def _copy_to_device(self, local: Path, remote_path: str) -> None:
         dest = Path(remote_path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, dest)  # atomic: a half-copied file never has the final name
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, dest)  # atomic: a half-copied file never has the final name
+        except OSError as e:  # a full or read-only work dir: the device's problem
+            tmp.unlink(missing_ok=True)
+            raise TransportError(
+                f"cannot copy {local.name} to {dest.parent}: {e.strerror or e}",
+                device=self.device.name,
+            ) from e

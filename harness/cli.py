@@ -829,13 +829,28 @@ def publish_cmd(
         Path | None,
         typer.Option("-o", "--output", help="Site folder (default: $EDGEBENCH_HOME/site)."),
     ] = None,
+    penalty: Annotated[
+        float | None,
+        typer.Option(
+            "--penalty",
+            help="Change-point penalty of the trend pages: higher finds fewer, larger steps "
+            "(default 25; see README, 'Publishing a site of all runs').",
+        ),
+    ] = None,
 ) -> None:
     """Write a static site: an index of every run and each run's report, judged against
-    the previous run of its suite. Pages that have not changed are not rendered again."""
+    the previous run of its suite, a trend page per job over runs with the steps found
+    in it, and a page of every step. Run pages that have not changed are not rendered
+    again."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from harness.publish import publish_site
+    from harness.trends import DEFAULT_PENALTY, penalty_problem
 
+    if penalty is None:
+        penalty = DEFAULT_PENALTY
+    elif (problem := penalty_problem(penalty)) is not None:
+        raise UsageError(f"--penalty: {problem}")
     if output is not None:
         writable_folder(output, "-o")
     ws = workspace()
@@ -857,9 +872,10 @@ def publish_cmd(
         def on_page(run_id: str, rendered: bool) -> None:
             progress.update(task, advance=1, description=run_id if rendered else "")
 
-        result = publish_site(store, site, on_page)
+        result = publish_site(store, site, on_page, penalty=penalty)
     console.print(
         f"{result['rendered']} run page(s) rendered, {result['up_to_date']} up to date; "
+        f"{result['series']} series, {result['steps']} step(s) ({result['slower']} slower); "
         f"site: {result['index']}",
         highlight=False,
     )
@@ -1060,6 +1076,23 @@ def demo_cmd() -> None:
     console.print(f"demo finished in {time.monotonic() - start:.0f} s", highlight=False)
 
 
+def disk_full(error: BaseException) -> str | None:
+    """" (writing PATH)" / "" when ``error`` (or what caused it) is a full disk; else None."""
+    import errno
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f" (writing {seen.filename})" if seen.filename else ""
+        # SQLite says so in words (sqlite3.OperationalError, wrapped by SQLAlchemy);
+        # PostgreSQL's "could not extend file" names the same condition.
+        text = str(seen)
+        if "database or disk is full" in text or "No space left on device" in text:
+            return " (the results database)"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line per user error, exit codes 0/1/2, no tracebacks for mistakes.
 
@@ -1122,6 +1155,14 @@ def main(argv: list[str] | None = None) -> None:
     except USER_FACING as e:
         error_line(str(e))
         sys.exit(exit_code_for(e))
+    except Exception as e:  # noqa: BLE001 - only a full disk is turned into one line
+        where = disk_full(e)
+        if where is None:
+            raise
+        # Not a bug and not the user's typo: the machine's. SQLite rolls the open
+        # transaction back, so what was committed before stays (a run resumes).
+        error_line(f"no space left on device{where}; free some and resume the run")
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
