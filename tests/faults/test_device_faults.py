@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, make_runner, write_suite
+from tests.conftest import EDGEBENCH, Runner, make_runner, write_suite
 from tests.faults.test_kill_points import _agents
 
 QUICK = "{warmup_runs: 2, warmup_min_s: 0, min_runs: 20, min_duration_s: 0.05, repetitions: 2}"
@@ -205,3 +206,71 @@ def test_disk_full_on_the_device_fails_the_push_naming_the_device(
     ((_, status, error),) = _jobs(_db(eb))
     message = json.loads(error)["message"]
     assert status == "failed" and "'tiny'" in message and "space" in message.lower(), message
+
+
+# --------------------------------------------------------------------------- emulators
+
+
+def _qemu_of(pid: int) -> list[int]:
+    from tests.sshd import descendants
+
+    found = []
+    for child in descendants(pid):
+        try:
+            argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"qemu-system-arm"):
+            found.append(child)
+    return found
+
+
+def test_qemu_killed_mid_job_is_retried_on_a_fresh_emulator(eb: Runner, tmp_path: Path) -> None:
+    from tests.test_mcu_e2e import TOOLS
+
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        message = f"missing {', '.join(missing)} (make test installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    eb("device", "add", "m4", "--transport", "qemu", "--board", "mps2-an386")
+    suite = tmp_path / "mcu.yaml"
+    suite.write_text(
+        "name: mcu-fault\n"
+        "models: [{name: net, builder: digits_cnn_small, params: {seed: 0, epochs: 15}}]\n"
+        "variants: [{name: int8-tflite, recipe: [export_tflite, tflite_int8_full]}]\n"
+        "settings: [{runtime: mcu}]\n"
+        "measure: {warmup_runs: 1, warmup_min_s: 0, min_runs: 5, min_duration_s: 0,"
+        " repetitions: 2}\n"
+        "accuracy: {dataset: digits, split: test}\n"
+        "retry_backoff_s: 0.5\n"
+    )
+    eb("variants", str(suite), timeout=1200)
+    proc = subprocess.Popen(
+        [EDGEBENCH, "run", str(suite), "--device", "m4", "--no-report"],
+        env=eb.env,  # type: ignore[attr-defined]
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not (qemus := _qemu_of(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        time.sleep(0.3)  # booted and talking: the job is in flight
+        for pid in qemus:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    with sqlite3.connect(_db(eb)) as conn:
+        ((status, attempts),) = conn.execute("SELECT status, attempts FROM jobs").fetchall()
+        events = [m for (m,) in conn.execute("SELECT message FROM events WHERE level = 'warning'")]
+    assert status == "done" and attempts == 2
+    # The failed attempt said which device and what happened.
+    assert any("'m4'" in m and "attempt 1 failed" in m for m in events), events
