@@ -52,7 +52,10 @@ class ArtifactCache:
 
     def put(self, src: Path, fmt: str, meta: dict[str, Any]) -> Artifact:
         digest = sha256_file(src)
-        dest = self.ws.artifacts_dir / digest[:2] / digest / src.name
+        # The same bytes built under another name (an identity copy of a file, a mixed
+        # model that kept nothing) are the same artifact: one file per hash.
+        existing = self.lookup(digest)
+        dest = existing.path if existing else self.ws.artifacts_dir / digest[:2] / digest / src.name
         if not dest.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(dest.name + ".part")
@@ -69,10 +72,11 @@ class ArtifactCache:
         databases can share one workspace's cache.
         """
         folder = self.ws.artifacts_dir / sha256[:2] / sha256
-        files = [p for p in folder.glob("*") if p.is_file() and not p.name.endswith(".part")]
-        if len(files) != 1 or sha256_file(files[0]) != sha256:
-            return None  # missing or damaged: rebuild rather than benchmark a wrong file
-        path = files[0]
+        files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.endswith(".part"))
+        # Missing or damaged: rebuild rather than benchmark a wrong file.
+        path = next((p for p in files if sha256_file(p) == sha256), None)
+        if path is None:
+            return None
         row = self.store.get_artifact(sha256)
         fmt = row["format"] if row else path.suffix.lstrip(".")
         return Artifact(sha256, path, fmt, path.stat().st_size)

@@ -38,6 +38,8 @@ from suites.schema import ModelSpec, VariantSpec
 # Bump when a builder or step changes what it produces: it invalidates build caches.
 RECIPES_VERSION = "2"
 ONNX_OPSET = 17
+# A step's ``produces`` when it gives back the format it was given (``identity``).
+SAME_FORMAT = "same"
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +303,20 @@ def tflite_int8_dynamic(stage: Stage, params: NoParams, ctx: BuildContext) -> St
     return replace(stage, path=out, meta={**stage.meta, "quantization": "int8 dynamic range"})
 
 
+@step("identity", accepts=("onnx", "tflite", "torchscript"), produces=SAME_FORMAT)
+def identity(stage: Stage, params: NoParams, ctx: BuildContext) -> Stage:
+    """The model file as it is, for a suite that benchmarks a ``file:`` model unchanged
+    (a variant needs at least one step). The artifact has the input's exact bytes."""
+    import shutil
+
+    if stage.path is None:
+        raise BuildError("identity needs a model file")
+    out = ctx.out_dir / stage.path.name
+    shutil.copyfile(stage.path, out)
+    techniques = [*(stage.meta.get("techniques") or []), "model file as given"]
+    return replace(stage, path=out, meta={**stage.meta, "techniques": techniques})
+
+
 # --------------------------------------------------------------------------- building
 @dataclass(frozen=True)
 class BuiltVariant:
@@ -346,7 +362,7 @@ def check_chain(model_format: str, variant: VariantSpec) -> str:
                 f"step {s.name!r} takes {'/'.join(info.accepts)} but gets {fmt}",
                 key=f"variants.{variant.name}.recipe.{i}",
             )
-        fmt = info.produces
+        fmt = fmt if info.produces == SAME_FORMAT else info.produces
     if fmt not in ("onnx", "tflite", "torchscript"):
         raise SuiteError(
             f"recipe ends with a {fmt} model; add an export step",
@@ -455,8 +471,10 @@ class _quiet_native_logs:
 from suites import (  # noqa: E402, F401
     distill,
     lowrank,
+    mixed_precision,
     mobilenet,
     pruning,
+    qat,
     quantization,
     torch_export,
 )
