@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from harness.scheduler import setting_label
-from harness.store import Store, display_time
-from runners.records import DeviceInfo, JobResult, LatencyStats, RunInfo, RunReport
+from harness.store import Store, display_time, events
+from runners.records import (
+    DeviceInfo,
+    JobResult,
+    LatencyStats,
+    PublishedFigures,
+    RunInfo,
+    RunReport,
+)
 
 _LATENCY_KEYS = ("p50", "p90", "p95", "p99", "mean", "min", "max", "std", "cv", "ci_low", "ci_high")
+# A failed job's log excerpt: its last lines in the run's log (a traceback is long; the
+# end says where it broke).
+LOG_EXCERPT_LINES = 40
 
 
 def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport:
@@ -43,6 +55,14 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport
         for v in suite.get("variants") or []
         if isinstance(v, dict)
     }
+    # Published figures the suite compares its variants with (suite `reference:`); a run
+    # stored before the key existed has none.
+    references = {
+        v.get("name"): PublishedFigures(**v["reference"])
+        for v in suite.get("variants") or []
+        if isinstance(v, dict) and v.get("reference")
+    }
+    logs = _failed_job_logs(store, run["id"], [j["id"] for j in jobs if j["status"] == "failed"])
     results = []
     for job in jobs:
         artifact = store.get_artifact(job["artifact_sha256"]) if job["artifact_sha256"] else None
@@ -64,7 +84,8 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport
                 throughput=value("throughput"),
                 source=tool or "edgebench",
             )
-        raw = [s for w in store.job_samples(job["id"]) for s in w] if metrics and samples else []
+        windows = store.job_samples(job["id"]) if metrics and samples else []
+        raw = [s for w in windows for s in w]
         error = job["error"]
         power = record.power if record else None
         results.append(
@@ -126,6 +147,14 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport
                     else None
                 ),
                 estimated=sorted({_field_of(m.name) for m in metrics.values() if m.estimated}),
+                window_sample_counts=[len(w) for w in windows],
+                warmup_count=record.warmup_count if record else None,
+                warmup_time_s=record.warmup_time_s if record else None,
+                layers=list(record.layers) if record else [],
+                error_kind=error.get("kind") if error and not done else None,
+                attempts=job.get("attempts"),
+                log_excerpt=logs.get(job["id"], []),
+                reference=references.get(job["variant"]),
             )
         )
     baseline = suite.get("baseline") or (suite.get("variants") or [{}])[0].get("name")
@@ -144,6 +173,24 @@ def report_data(store: Store, run_id: str, *, samples: bool = True) -> RunReport
         devices=devices,
         results=with_retention(results, baseline),
     )
+
+
+def _failed_job_logs(store: Store, run_id: str, job_ids: list[int]) -> dict[int, list[str]]:
+    """The last LOG_EXCERPT_LINES lines the run's log (the events table) holds for each
+    failed job: every attempt's error and, for an unforeseen one, its traceback."""
+    if not job_ids:
+        return {}
+    query = (
+        sa.select(events.c.job_id, events.c.ts, events.c.level, events.c.message)
+        .where(events.c.run_id == run_id, events.c.job_id.in_(job_ids))
+        .order_by(events.c.id)
+    )
+    lines: dict[int, list[str]] = {}
+    with store.engine.connect() as conn:
+        for job_id, ts, level, message in conn.execute(query):
+            first, *rest = str(message).splitlines() or [""]
+            lines.setdefault(job_id, []).extend([f"{display_time(ts)} {level}: {first}", *rest])
+    return {job_id: found[-LOG_EXCERPT_LINES:] for job_id, found in lines.items()}
 
 
 def _field_of(metric: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +13,36 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from reports.compare import COLUMNS as COMPARE_COLUMNS
 from reports.compare import figure_text
 from reports.compare import headline as compare_headline
-from reports.plots import latency_distribution_svg, pareto_svg, size_latency_svg
+from reports.export import JOB_COLUMNS, job_records, write_csv
+from reports.plots import (
+    latency_distribution_svg,
+    layer_time_svg,
+    pareto_svg,
+    resources_svg,
+    run_sequence_svg,
+    sample_arrays,
+    size_latency_svg,
+)
 from reports.quality import run_warnings
 from reports.tables import (
     ACCURACY_NOT_MEANINGFUL_NOTE,
+    CASE_STUDY_COLUMNS,
+    CASE_STUDY_NOTE,
     CHAIN_SEPARATOR,
     ESTIMATED_NOTE,
     HIGHLIGHT_TITLES,
     HTML_COLUMNS,
     LABEL_KEYS,
+    MATRIX_METRICS,
     SECONDARY_ESTIMATED,
     any_estimated,
+    case_study_rows,
     chain_text,
     device_highlights,
+    device_matrix,
     device_rows,
     fmt_bytes,
+    fmt_count,
     fmt_seconds,
     group_by_device,
     io_note,
@@ -34,8 +50,11 @@ from reports.tables import (
     one_line,
     percentile_note,
     power_note,
+    published_rows,
+    runtime_label,
+    variant_labels,
 )
-from runners.records import DeviceInfo, JobResult, RunReport
+from runners.records import DeviceInfo, JobResult, RunReport, to_plain
 
 # autoescape=True for every template: all strings in the report (variant names, tags, error
 # messages) are user-provided. StrictUndefined turns a template typo into an error instead of
@@ -48,6 +67,11 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+# The raw data written beside index.html and linked from its header: (file, what it is).
+RAW_DATA_FILES = (("jobs.json", "JSON"), ("jobs.csv", "CSV"))
+# Per-layer table: the slowest layers shown; the rest are summed in one line.
+LAYER_ROWS_SHOWN = 15
 
 # Columns whose bracketed secondary figure goes on a second line.
 _SPLIT_KEYS = ("size", "accuracy", "energy")
@@ -111,6 +135,7 @@ def _trade_off_plot(results: list[JobResult], name: str) -> dict[str, str] | Non
     svg = pareto_svg(results)
     if svg is not None:
         return {
+            "kind": "trade-off",
             "uri": _svg_data_uri(svg) or "",
             "alt": f"Accuracy vs p90 latency on {name}",
             "caption": (
@@ -122,6 +147,7 @@ def _trade_off_plot(results: list[JobResult], name: str) -> dict[str, str] | Non
     svg = size_latency_svg(results)
     if svg is not None:
         return {
+            "kind": "trade-off",
             "uri": _svg_data_uri(svg) or "",
             "alt": f"File size vs p90 latency on {name}",
             "caption": (
@@ -131,6 +157,148 @@ def _trade_off_plot(results: list[JobResult], name: str) -> dict[str, str] | Non
             ),
         }
     return None
+
+
+def _figure(svg: str | None, alt: str, caption: str, kind: str) -> dict[str, str] | None:
+    if svg is None:
+        return None
+    return {"uri": _svg_data_uri(svg) or "", "alt": alt, "caption": caption, "kind": kind}
+
+
+def _figures(results: list[JobResult], name: str) -> list[dict[str, str]]:
+    """The device's plots in page order: trade-off, latency distribution + ECDF, run
+    sequence, memory/energy (flash/RAM on a board), where the time goes."""
+    # The raw samples as arrays once: the distribution and the run sequence both read them.
+    arrays = sample_arrays(results)
+    estimated = any("latency_s" in r.estimated for r in results)
+    star = " Labels marked * are estimated." if estimated else ""
+    figures = [
+        _trade_off_plot(results, name),
+        _figure(
+            latency_distribution_svg(results, arrays=arrays),
+            f"Latency distribution on {name}",
+            "Latency distribution per variant and runtime (raw samples). Left: box p25-p75 "
+            "with median, whiskers p1-p99 (nearest rank), outliers not drawn. Right: the "
+            "empirical CDF on the same axis, one line per variant in its box's colour." + star,
+            "distribution",
+        ),
+        _figure(
+            run_sequence_svg(results, arrays=arrays),
+            f"Latency over the run on {name}",
+            "Latency in measurement order, one panel per variant: the measured windows one "
+            "after another (dashed lines between them, black step: each window's p50). A "
+            "slow start is warm-up the warm-up runs did not absorb; a step between windows "
+            "is drift; a rising tail or a flag in the panel title is throttling. Long runs "
+            "are drawn as each bucket's min and max, so spikes stay visible." + star,
+            "sequence",
+        ),
+        _figure(
+            resources_svg(results),
+            f"Memory and energy on {name}",
+            "Memory and energy per variant; on a microcontroller static RAM and flash "
+            "against the board's limits (|), red where a variant does not fit. Hatched "
+            "bars and labels marked * are estimated.",
+            "resources",
+        ),
+        _figure(
+            layer_time_svg(results),
+            f"Where the time goes on {name}",
+            "Share of one inference per operator type, from the runner's per-layer "
+            "profile. Marked *: estimated (an emulated board's instruction counts).",
+            "layers",
+        ),
+    ]
+    return [f for f in figures if f is not None]
+
+
+def _layer_tables(results: list[JobResult]) -> list[dict[str, Any]]:
+    """Per result with a per-layer profile: its slowest LAYER_ROWS_SHOWN layers."""
+    with_layers = [r for r in results if r.layers]
+    labels = variant_labels(with_layers)
+    tables = []
+    for label, r in zip(labels, with_layers, strict=True):
+
+        def weight(i: int, r: JobResult = r) -> float:
+            layer = r.layers[i]
+            for value in (layer.time_s, layer.share, layer.instructions):
+                if value is not None:
+                    return float(value)
+            return -math.inf
+
+        order = sorted(range(len(r.layers)), key=lambda i: (-weight(i), i))
+        shown, rest = order[:LAYER_ROWS_SHOWN], order[LAYER_ROWS_SHOWN:]
+        rest_share = sum(r.layers[i].share or 0.0 for i in rest)
+        estimated = r.emulated or "latency_s" in r.estimated
+        has_instructions = any(layer.instructions is not None for layer in r.layers)
+        tables.append(
+            {
+                "label": one_line(label),
+                "estimated": estimated,
+                "instructions": has_instructions,
+                "rows": [
+                    {
+                        "index": i,
+                        "name": one_line(r.layers[i].name),
+                        "op": _text(r.layers[i].op),
+                        "time": fmt_seconds(r.layers[i].time_s),
+                        "share": "-"
+                        if r.layers[i].share is None
+                        else f"{r.layers[i].share * 100:.1f}%",
+                        "count": _text(r.layers[i].count),
+                        "instructions": fmt_count(r.layers[i].instructions),
+                    }
+                    for i in shown
+                ],
+                "more": (
+                    f"{len(rest)} more layers"
+                    + (f", {rest_share * 100:.1f}% of the time" if rest_share else "")
+                    if rest
+                    else None
+                ),
+            }
+        )
+    return tables
+
+
+def _case_study(results: list[JobResult], baseline_variant: str | None) -> dict[str, Any]:
+    rows = case_study_rows(results, baseline_variant)
+    figure_keys = [k for k, _ in CASE_STUDY_COLUMNS if k != "technique"]
+    out_rows = []
+    for row in rows:
+        cells = []
+        for key in figure_keys:
+            main, sep, rest = row[key].partition(" (")
+            subs = [{"text": "(" + rest, "estimated": False}] if sep else []
+            if key == "battery" and row["energy"] != "-":
+                subs.append({"text": row["energy"], "estimated": "energy" in row["estimated"]})
+            cells.append(
+                {
+                    "main": main,
+                    "subs": subs,
+                    "estimated": key in row["estimated"],
+                    "class": "estimated" if key in row["estimated"] else None,
+                }
+            )
+        message = row["message"] or ""
+        kind = (
+            "deploy"
+            if message.startswith("not deployable")
+            else "failed"
+            if message.startswith("failed")
+            else "pending"
+        )
+        out_rows.append({**row, "cells": cells, "message_class": kind})
+    published = published_rows(results, baseline_variant)
+    sources = list(dict.fromkeys(r["source"] for r in published or [] if r["source"]))
+    return {
+        "columns": CASE_STUDY_COLUMNS,
+        "figure_keys": figure_keys,
+        "rows": out_rows,
+        "any_estimated": any(r["message"] is None and r["estimated"] for r in rows),
+        "no_energy": all(r.energy_per_inference_j is None for r in results),
+        "published": published,
+        "sources": sources,
+    }
 
 
 def _highlights(
@@ -206,10 +374,34 @@ def _section(
         "accuracy_not_meaningful": any(not r["accuracy_meaningful"] for r in rows),
         "power_note": power_note(results),
         "io_note": io_note(results),
-        "latency_estimated": any("latency" in r["estimated"] for r in rows),
-        "trade_off": _trade_off_plot(results, name),
-        "plot": _svg_data_uri(latency_distribution_svg(results)),
+        "case_study": _case_study(results, data.run.baseline_variant),
+        "figures": _figures(results, name),
+        "layer_tables": _layer_tables(results),
     }
+
+
+def _matrices(data: RunReport) -> list[dict[str, Any]]:
+    """Variant x device matrices (p50, energy, accuracy) where the run has 2+ devices."""
+    found = [device_matrix(data, metric) for metric in MATRIX_METRICS]
+    return [m for m in found if m is not None]
+
+
+def _failures(data: RunReport) -> list[dict[str, Any]]:
+    """Every failed job with its error and what the run's log says about it."""
+    return [
+        {
+            "device": _text(r.device),
+            "variant": _text(r.variant),
+            "runtime": _text(runtime_label(r)),
+            "kind": _text(r.error_kind) if r.error_kind else None,
+            "attempts": r.attempts,
+            # Whole, with its line breaks: a traceback or a stderr tail reads as written.
+            "error": str(r.error or "unknown error"),
+            "log": "\n".join(str(line) for line in r.log_excerpt),
+        }
+        for r in data.results
+        if r.status == "failed"
+    ]
 
 
 def _param_text(params: Any) -> str:
@@ -315,6 +507,10 @@ def _context(data: RunReport) -> dict[str, Any]:
         "estimated_note": ESTIMATED_NOTE,
         "accuracy_note": ACCURACY_NOT_MEANINGFUL_NOTE,
         "percentile_note": percentile_note(data),
+        "case_study_note": CASE_STUDY_NOTE,
+        "matrices": _matrices(data),
+        "failures": _failures(data),
+        "raw_data": RAW_DATA_FILES,
     }
 
 
@@ -323,10 +519,35 @@ def render_report(data: RunReport) -> str:
     return _ENV.get_template("report.html.j2").render(_context(data))
 
 
+def _json_value(value: Any) -> Any:
+    # NaN is not JSON: an unknown figure is null, as everywhere else.
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def write_raw_data(data: RunReport, out_dir: Path) -> list[Path]:
+    """`jobs.json` and `jobs.csv` in out_dir: one record per job with every figure, as
+    `edgebench export --format csv` writes them (the JSON adds the run's facts)."""
+    records = job_records(data)
+    json_path, csv_path = (out_dir / name for name, _ in RAW_DATA_FILES)
+    doc = {
+        "run": to_plain(data.run),
+        "columns": list(JOB_COLUMNS),
+        "jobs": [{k: _json_value(v) for k, v in rec.items()} for rec in records],
+    }
+    json_path.write_text(
+        json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    with csv_path.open("w", encoding="utf-8", newline="") as f:
+        write_csv(records, JOB_COLUMNS, f)
+    return [json_path, csv_path]
+
+
 def write_report(data: RunReport, out_dir: Path) -> Path:
-    """Write `out_dir/index.html` (creating out_dir) and return its path."""
+    """Write `out_dir/index.html` (creating out_dir) with the raw data it links to
+    (`jobs.json`, `jobs.csv`) beside it, and return the page's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_raw_data(data, out_dir)
     path = out_dir / "index.html"
     path.write_text(render_report(data), encoding="utf-8")
     return path

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reports.quality import run_warnings
-from runners.records import DeviceInfo, JobResult, LatencyStats, RunReport
+from runners.records import DeviceInfo, JobResult, LatencyStats, PublishedFigures, RunReport
 
 ESTIMATED_NOTE = "* estimated (no sensor / emulation)"
 ACCURACY_NOT_MEANINGFUL_NOTE = "accuracy is not meaningful for this model (random weights)"
@@ -907,3 +907,317 @@ def _rich_cells(r: dict[str, Any]) -> list[Text]:
         more = "\n(" + rest + _secondary_star(r, k) if sep else ""
         figures.append(Text(main + star + more))
     return [*labels, *figures]
+
+
+# --- case-study table, published figures, variant x device matrix ------------------------
+
+# (row key, header) of the compact per-device table in the form published compression case
+# studies use. The technique cell also names the variant and its runtime.
+CASE_STUDY_COLUMNS: list[tuple[str, str]] = [
+    ("technique", "Technique"),
+    ("model_size", "Model size (file / compressed)"),
+    ("accuracy", "Accuracy (retention)"),
+    ("latency", "Latency p50"),
+    ("battery", "Battery impact"),
+]
+CASE_STUDY_NOTE = (
+    "battery impact: energy per inference as a share of the baseline variant's on this "
+    "device (same runtime setting), from measured energy; compressed: zstd size of the file"
+)
+# Case-study cell -> the result fields whose estimate marks it.
+_CASE_STUDY_FIELDS: dict[str, tuple[str, ...]] = {
+    "model_size": ("file_size_bytes", "zstd_size_bytes"),
+    "accuracy": ("accuracy", "accuracy_retention"),
+    "latency": ("latency_s",),
+}
+# The error kind of a job whose runtime would not load the variant: the case-study table
+# shows it as not deployable (the variant cannot run there), not as a broken job.
+LOAD_FAILED_KIND = "load_failed"
+
+
+def _case_study_message(result: JobResult) -> str | None:
+    status = result.status or "pending"
+    if result.not_deployable:
+        return "not deployable: " + one_line(result.not_deployable)
+    if status == "failed" and result.error_kind == LOAD_FAILED_KIND:
+        return "not deployable: load failed: " + one_line(result.error or "unknown error")
+    if status == "failed":
+        return "failed: " + one_line(result.error or "unknown error")
+    if status != "done":
+        return status
+    return None
+
+
+def _model_size_text(result: JobResult) -> str:
+    if result.file_size_bytes is None:
+        return "-"
+    if result.zstd_size_bytes is None:
+        return fmt_bytes(result.file_size_bytes)
+    return f"{fmt_bytes(result.file_size_bytes)} / {fmt_bytes(result.zstd_size_bytes)}"
+
+
+def _case_accuracy_text(
+    result: JobResult, device_results: Sequence[JobResult], baseline_variant: str | None
+) -> str:
+    if not result.accuracy_meaningful:
+        return "not meaningful"
+    if result.accuracy is None:
+        return "-"
+    if is_baseline(result, baseline_variant):
+        return f"{fmt_pct(result.accuracy)} (baseline)"
+    retention = _retention(result, device_results, baseline_variant)
+    suffix = f" ({fmt_pct(retention)})" if retention is not None else ""
+    return fmt_pct(result.accuracy) + suffix
+
+
+def _p50_text(latency: LatencyStats | None) -> str:
+    """The median; a vendor tool's figure says whose it is, a tool's mean says it is one."""
+    if latency is None:
+        return "-"
+    if latency.p50 is None:
+        return (
+            "-" if latency.mean is None else f"mean {fmt_seconds(latency.mean)} ({latency.source})"
+        )
+    own = latency.source != "edgebench"
+    return fmt_seconds(latency.p50) + (f" ({latency.source})" if own else "")
+
+
+def case_study_rows(
+    results: Sequence[JobResult], baseline_variant: str | None = None
+) -> list[dict[str, Any]]:
+    """One device's results as the case-study table shows them (CASE_STUDY_COLUMNS).
+
+    Each row: variant, technique (the chain), runtime, baseline (bool), message ("not
+    deployable: does not fit flash", "not deployable: load failed: ...", "failed: ...",
+    "pending" or None), the column keys (unmarked strings), energy (the energy per
+    inference the battery impact is the share of) and estimated (column keys whose
+    figure is estimated; renderers add the "*")."""
+    rows = []
+    for r in results:
+        baseline = is_baseline(r, baseline_variant)
+        impact, impact_estimated = _battery_impact(r, results, baseline_variant)
+        estimated = [
+            key
+            for key, fields in _CASE_STUDY_FIELDS.items()
+            if any(f in r.estimated for f in fields)
+            and not (key == "accuracy" and not r.accuracy_meaningful)
+        ]
+        if impact_estimated:
+            estimated.append("battery")
+        if "energy_per_inference_j" in r.estimated:
+            estimated.append("energy")  # the figure below the share
+        rows.append(
+            {
+                "variant": one_line(r.variant or "-"),
+                "technique": technique_text(r),
+                "runtime": runtime_label(r),
+                "baseline": baseline,
+                "status": r.status or "pending",
+                "message": _case_study_message(r),
+                "model_size": _model_size_text(r),
+                "accuracy": _case_accuracy_text(r, results, baseline_variant),
+                "latency": _p50_text(r.latency_s),
+                "battery": impact or "-",
+                "energy": fmt_joules(r.energy_per_inference_j),
+                "estimated": estimated,
+            }
+        )
+    return rows
+
+
+def deployed_size(result: JobResult) -> int | None:
+    """What storing or downloading the model costs: its zstd-compressed size where the
+    build recorded one (a pruned model's zeros compress), else its file size."""
+    return result.zstd_size_bytes if result.zstd_size_bytes is not None else result.file_size_bytes
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if _missing(value) or _missing(reference) or not reference or reference <= 0:
+        return None
+    assert value is not None
+    return float(value) / float(reference)
+
+
+def published_rows(
+    results: Sequence[JobResult], baseline_variant: str | None = None
+) -> list[dict[str, Any]] | None:
+    """Measured ratios beside the published ones, for one device's results: size, p50
+    latency and energy relative to the baseline variant (the "original"), and accuracy.
+    None when no result has published figures (``JobResult.reference``).
+
+    Each row: variant, runtime, baseline, message (as the case-study table), source, and
+    per figure ("size", "latency", "battery", "accuracy") a dict {"measured", "published"
+    (display strings, "-" when unknown), "published_value" (the published figure itself:
+    "9.7 MiB", "26.0 ms"), "estimated" (the measured ratio is)}. Measured ratios are
+    against the same device's baseline with the same runtime setting; published ones
+    against the baseline variant's published figures."""
+    if not any(r.reference for r in results):
+        return None
+    published_base = next(
+        (r.reference for r in results if is_baseline(r, baseline_variant) and r.reference), None
+    )
+    rows = []
+    for r in results:
+        baseline = is_baseline(r, baseline_variant)
+        base = r if baseline else energy_baseline_for(r, results, baseline_variant)
+        done = r.status == "done" and not r.not_deployable
+        ref = r.reference
+
+        def measured(
+            value_of: Callable[[JobResult], float | None],
+            fields: tuple[str, ...],
+            r: JobResult = r,
+            base: JobResult | None = base,
+            done: bool = done,
+        ) -> tuple[str, bool]:
+            if not done or base is None:
+                return "-", False
+            share = _ratio(value_of(r), value_of(base))
+            estimated = any(f in r.estimated or f in base.estimated for f in fields)
+            return fmt_share(share), estimated and share is not None
+
+        def published(
+            field: str, ref: PublishedFigures | None = ref, baseline: bool = baseline
+        ) -> str:
+            if ref is None or published_base is None:
+                return "-"
+            if baseline:
+                return "100%" if getattr(ref, field) is not None else "-"
+            return fmt_share(_ratio(getattr(ref, field), getattr(published_base, field)))
+
+        size, size_est = measured(
+            lambda x: None if (s := deployed_size(x)) is None else float(s),
+            ("file_size_bytes", "zstd_size_bytes"),
+        )
+        latency, latency_est = measured(
+            lambda x: x.latency_s.p50 if x.latency_s else None, ("latency_s",)
+        )
+        battery, battery_est = measured(
+            lambda x: x.energy_per_inference_j, ("energy_per_inference_j",)
+        )
+        if not r.accuracy_meaningful:
+            accuracy = "not meaningful"
+        else:
+            accuracy = fmt_pct(r.accuracy) if done else "-"
+        published_accuracy = fmt_pct(ref.accuracy) if ref and ref.accuracy is not None else "-"
+        rows.append(
+            {
+                "variant": one_line(r.variant or "-"),
+                "runtime": runtime_label(r),
+                "baseline": baseline,
+                "message": _case_study_message(r),
+                "source": one_line(ref.source) if ref else None,
+                "size": {
+                    "measured": size,
+                    "published": published("size_bytes"),
+                    "published_value": fmt_bytes(ref.size_bytes) if ref else "-",
+                    "estimated": size_est,
+                },
+                "latency": {
+                    "measured": latency,
+                    "published": published("latency_s"),
+                    "published_value": fmt_seconds(ref.latency_s) if ref else "-",
+                    "estimated": latency_est,
+                },
+                "battery": {
+                    "measured": battery,
+                    "published": published("battery_impact"),
+                    "published_value": "-",
+                    "estimated": battery_est,
+                },
+                "accuracy": {
+                    "measured": accuracy,
+                    "published": published_accuracy,
+                    "published_value": "-",
+                    "estimated": done and r.accuracy_meaningful and "accuracy" in r.estimated,
+                },
+            }
+        )
+    return rows
+
+
+# Metrics of the variant x device matrix: key -> (title, lower is better).
+MATRIX_METRICS: dict[str, tuple[str, bool]] = {
+    "p50": ("Latency p50", True),
+    "energy": ("Energy / inference", True),
+    "accuracy": ("Accuracy", False),
+}
+# The JobResult field whose estimate marks a matrix metric's cell.
+_MATRIX_FIELDS = {"p50": "latency_s", "energy": "energy_per_inference_j", "accuracy": "accuracy"}
+
+
+def _matrix_value(result: JobResult, metric: str) -> float | None:
+    if result.status != "done" or result.not_deployable:
+        return None
+    if metric == "p50":
+        return result.latency_s.p50 if result.latency_s else None
+    if metric == "energy":
+        return result.energy_per_inference_j
+    if metric == "accuracy":
+        return result.accuracy if result.accuracy_meaningful else None
+    raise ValueError(f"unknown matrix metric {metric!r} (known: {', '.join(MATRIX_METRICS)})")
+
+
+def device_matrix(data: RunReport, metric: str) -> dict[str, Any] | None:
+    """A variant x device matrix of one metric (MATRIX_METRICS: "p50", "energy",
+    "accuracy") with the best value per device marked; None with fewer than two devices
+    or when no job has the figure.
+
+    Returns {"metric", "title", "better" ("lower is better"), "devices": [names], "rows":
+    [{"label", "cells": [{"text", "best", "estimated"}]}], "any_estimated"}. A row is a
+    variant, or "variant (setting)" when some variant ran with several settings; a device
+    where it did not run or did not finish shows "-". Lower is better for p50 and energy,
+    higher for accuracy; ties go to the first row."""
+    title, lower = MATRIX_METRICS[metric]
+    groups = group_by_device(data)
+    if len(groups) < 2:
+        return None
+    keys: list[tuple[str, str]] = []
+    found: dict[tuple[tuple[str, str], str], JobResult] = {}
+    for device, results in groups:
+        for r in results:
+            key = (r.variant or "-", r.setting or runtime_label(r))
+            if key not in keys:
+                keys.append(key)
+            found.setdefault((key, device.name), r)
+    if not any(_matrix_value(r, metric) is not None for r in found.values()):
+        return None
+    several = {v for v, _ in keys if sum(1 for w, _ in keys if w == v) > 1}
+    best: dict[str, tuple[str, str]] = {}
+    for device, _ in groups:
+        values = [
+            (key, v)
+            for key in keys
+            if (r := found.get((key, device.name))) is not None
+            and (v := _matrix_value(r, metric)) is not None
+        ]
+        if values:
+            pick = (min if lower else max)(values, key=lambda kv: kv[1])
+            best[device.name] = pick[0]
+    fmt = {"p50": fmt_seconds, "energy": fmt_joules, "accuracy": fmt_pct}[metric]
+    rows = []
+    for key in keys:
+        variant, setting = key
+        cells = []
+        for device, _ in groups:
+            r = found.get((key, device.name))
+            value = _matrix_value(r, metric) if r is not None else None
+            cells.append(
+                {
+                    "text": "-" if value is None else fmt(value),
+                    "best": value is not None and best.get(device.name) == key,
+                    "estimated": value is not None
+                    and r is not None
+                    and _MATRIX_FIELDS[metric] in r.estimated,
+                }
+            )
+        label = f"{variant} ({setting})" if variant in several else variant
+        rows.append({"label": one_line(label), "cells": cells})
+    return {
+        "metric": metric,
+        "title": title,
+        "better": "lower is better" if lower else "higher is better",
+        "devices": [one_line(d.name) for d, _ in groups],
+        "rows": rows,
+        "any_estimated": any(c["estimated"] for row in rows for c in row["cells"]),
+    }

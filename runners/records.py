@@ -247,6 +247,20 @@ class LatencyStats:
 
 
 @dataclass(frozen=True)
+class PublishedFigures:
+    """Figures a variant is compared with, as a publication gave them (a suite's
+    ``reference:`` on the variant). Sizes in bytes, latency in seconds, accuracy and
+    battery impact as fractions (battery impact: energy per inference as a share of the
+    publication's original, so 1.0 there). None: the publication does not give it."""
+
+    source: str
+    size_bytes: float | None = None
+    accuracy: float | None = None
+    latency_s: float | None = None
+    battery_impact: float | None = None
+
+
+@dataclass(frozen=True)
 class RunInfo:
     id: str
     suite: str
@@ -336,6 +350,21 @@ class JobResult:
     health_flags: list[str] = field(default_factory=list)
     # Field names of this record whose figure is estimated ("latency_s", ...).
     estimated: list[str] = field(default_factory=list)
+    # How many raw samples each measured window gave, in order (`samples_s` is the
+    # windows one after another): where the run-sequence plot draws window boundaries.
+    window_sample_counts: list[int] = field(default_factory=list)
+    warmup_count: int | None = None  # warm-up runs before the first window
+    warmup_time_s: float | None = None
+    # The runner's per-layer profile (op profiling, firmware cycle counters); empty
+    # when the runner gave none.
+    layers: list[LayerRow] = field(default_factory=list)
+    # A failed job: the structured error's kind ("load_failed", ...), the attempts made,
+    # and the lines the run's log holds for it (each attempt's error, a traceback).
+    error_kind: str | None = None
+    attempts: int | None = None
+    log_excerpt: list[str] = field(default_factory=list)
+    # The published figures the suite compares this variant with.
+    reference: PublishedFigures | None = None
 
     def replace(self, **changes: Any) -> JobResult:
         return dataclasses.replace(self, **changes)

@@ -101,10 +101,24 @@ class RecipeStep(Strict):
         return self.params_model(self.name).model_validate(self.params)
 
 
+class ReferenceSpec(Strict):
+    """Published figures a variant is compared with (the report puts the measured ratios
+    beside them). Fractions for accuracy and battery impact (the energy per inference as a
+    share of the publication's original: 1.0 there); ``source`` says where they are from."""
+
+    source: str = Field(min_length=1)
+    size_bytes: float | None = Field(None, gt=0)
+    accuracy: float | None = Field(None, ge=0, le=1)
+    latency_s: float | None = Field(None, gt=0)
+    battery_impact: float | None = Field(None, gt=0)
+
+
 class VariantSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
     recipe: list[RecipeStep] = Field(min_length=1)
     description: str = ""
+    # Not part of the build key: published figures describe, they do not build.
+    reference: ReferenceSpec | None = None
 
 
 def _validate_setting(value: Any) -> RuntimeSettings:
@@ -182,12 +196,45 @@ class DeviceSelection(Strict):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class TargetSpec(Strict):
+    """What a progressive compression must reach; every figure given must hold on
+    every device the run measures on."""
+
+    max_size_bytes: int | None = Field(None, gt=0)
+    max_latency_s: float | None = Field(None, gt=0)  # p50, measured on the device
+    max_peak_ram_bytes: int | None = Field(None, gt=0)  # peak RSS; static RAM on an MCU
+    min_accuracy: float | None = Field(None, ge=0, le=1)  # top-1 on the suite's split
+
+    @model_validator(mode="after")
+    def _some_target(self) -> TargetSpec:
+        if all(getattr(self, f) is None for f in type(self).model_fields):
+            raise ValueError(
+                "give at least one of max_size_bytes, max_latency_s, max_peak_ram_bytes, "
+                "min_accuracy"
+            )
+        return self
+
+
+class ProgressiveSpec(Strict):
+    """Compress step by step until the target is met (``edgebench run``): stage 0 is
+    the model as it is, stage i applies ``steps[:i]``; a stage whose chain still ends
+    in a torch model gets ``export`` appended to be measured. Each stage is measured
+    (on the devices, for latency and memory) before the next is built; the run stops
+    at the first stage that meets the target."""
+
+    model: str | None = None  # default: the suite's first model
+    steps: list[RecipeStep] = Field(min_length=1)
+    export: list[RecipeStep] = Field(default_factory=lambda: [RecipeStep(name="export_tflite")])
+    target: TargetSpec
+
+
 class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     models: list[ModelSpec] = Field(min_length=1)
-    variants: list[VariantSpec] = Field(min_length=1)
+    variants: list[VariantSpec] = Field(default_factory=list)
     settings: list[SettingSpec] = Field(min_length=1)
+    progressive: ProgressiveSpec | None = None
     measure: MeasureSpec = MeasureSpec()
     accuracy: AccuracySpec | None = None
     devices: DeviceSelection = DeviceSelection()
@@ -200,15 +247,38 @@ class Suite(Strict):
 
     @property
     def baseline_variant(self) -> str:
-        return self.baseline or self.variants[0].name
+        return self.baseline or self.all_variants()[0].name
+
+    def variants_of(self, model: str) -> list[VariantSpec]:
+        """What is built of one model: the variants, and the progressive stages of the
+        progressive model."""
+        if self.progressive is None or (self.progressive.model or self.models[0].name) != model:
+            return list(self.variants)
+        return self.all_variants()
+
+    def all_variants(self) -> list[VariantSpec]:
+        """The variants, then the progressive stages (suites/progressive.py)."""
+        if self.progressive is None:
+            return list(self.variants)
+        from suites.progressive import stages
+
+        return [*self.variants, *stages(self)]
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:
-        if self.baseline is not None and self.baseline not in {v.name for v in self.variants}:
+        if not self.variants and self.progressive is None:
+            raise ValueError("variants: give at least one variant (or a progressive: section)")
+        if self.progressive is not None and self.progressive.model not in (
+            None,
+            *(m.name for m in self.models),
+        ):
+            raise ValueError(f"progressive.model {self.progressive.model!r} is not a model")
+        names_all = {v.name for v in self.all_variants()}
+        if self.baseline is not None and self.baseline not in names_all:
             raise ValueError(f"baseline {self.baseline!r} is not one of the variants")
         for what, names in (
             ("models", [m.name for m in self.models]),
-            ("variants", [v.name for v in self.variants]),
+            ("variants", [v.name for v in self.all_variants()]),
         ):
             dup = {n for n in names if names.count(n) > 1}
             if dup:

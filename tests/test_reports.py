@@ -839,7 +839,7 @@ def test_html_escapes_user_strings() -> None:
     assert "rack &#34;7&#34; &amp; &lt;top&gt;" in html
     assert "bad &lt;model&gt; &amp; &#34;quotes&#34;" in html
     technique = "&lt;b&gt;prune&lt;/b&gt; &amp; &#34;quant&#34; &lt;script&gt;x&lt;/script&gt;"
-    assert html.count(technique) == 2  # table and Variants section
+    assert html.count(technique) == 3  # case-study and full tables, Variants section
     assert "&lt;img src=&#34;x&#34; onerror=&#34;alert(2)&#34;&gt; &amp; co" in html
     assert "<code>&lt;i&gt;step&lt;/i&gt;</code>" in html
     assert "(note=&lt;u&gt;&amp;&lt;/u&gt;)" in html
@@ -850,8 +850,10 @@ def test_html_is_self_contained() -> None:
     outside = re.sub(r'src="data:[^"]*"', 'src=""', html)
     assert "http://" not in outside and "https://" not in outside
     assert not re.search(r"[a-z][a-z0-9+.-]*://", outside, re.I)  # no URL of any scheme
-    # Only data: URIs are loaded; no scripts, links or imports of any kind.
-    assert re.findall(r'\b(?:src|href)="([^"]*)"', outside) == [""] * 4
+    # Only data: URIs are loaded; no scripts or imports of any kind; the only links are
+    # to the raw data written beside the page.
+    assert set(re.findall(r'\bsrc="([^"]*)"', outside)) == {""}
+    assert re.findall(r'\bhref="([^"]*)"', outside) == ["jobs.json", "jobs.csv"]
     assert "<link" not in html and "@import" not in html and "url(" not in html
     assert '<meta http-equiv="Content-Security-Policy"' in html
 
@@ -859,7 +861,8 @@ def test_html_is_self_contained() -> None:
 def test_html_plots_are_valid_svg() -> None:
     html = render_report(make_data())
     uris = _data_uris(html)
-    assert len(uris) == 4  # per device: accuracy-vs-latency and the distribution
+    # Per device: accuracy vs latency, distribution + ECDF, run sequence, memory/energy.
+    assert len(uris) == 8
     for uri in uris:
         prefix = "data:image/svg+xml;base64,"
         assert uri.startswith(prefix)
@@ -897,7 +900,7 @@ def test_html_header_and_facts() -> None:
 def test_html_table_columns_and_highlights() -> None:
     html = render_report(make_data())
     local = html[html.index("Device local") : html.index("Device qemu-arm")]
-    headers = re.findall(r"<th[^>]*>([^<]*)</th>", local)
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", _all_figures_table(local))
     assert headers == [
         "Variant",
         "Technique",
@@ -961,17 +964,25 @@ def test_html_variants_section() -> None:
     ]
 
 
+def _all_figures_table(section: str) -> str:
+    """A device section's full table ("All figures"), without the case-study table above."""
+    start = section.index("<h3>All figures</h3>")
+    return section[start : section.index("</table>", start)]
+
+
 def test_html_marks_estimated_figures() -> None:
     html = render_report(make_data())
     qemu = html[html.index("Device qemu-arm") : html.index("<h2>Variants</h2>")]
     marked = re.findall(
-        r'<td class="estimated[^"]*" title="estimated">([^<]*)<span class="est">\*', qemu
+        r'<td class="estimated[^"]*" title="estimated">([^<]*)<span class="est">\*',
+        _all_figures_table(qemu),
     )
     assert marked == ["1.23 s / 1.48 s", "1.97 s", "117.7 MiB"]
     assert "* estimated (no sensor / emulation)" in qemu
     local = html[: html.index("Device qemu-arm")]
     marked = re.findall(
-        r'<td class="estimated[^"]*" title="estimated">([^<]*)<span class="est">\*', local
+        r'<td class="estimated[^"]*" title="estimated">([^<]*)<span class="est">\*',
+        _all_figures_table(local),
     )
     assert marked == ["15.9 µJ"]
     assert '<span class="sub">(50%)<span class="est">*</span></span>' in local
@@ -1062,5 +1073,5 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         assert f'<td class="label">{variant}</td>' in dom, variant
     assert "<script" not in dom.lower()
     imgs = re.findall(r'<img src="data:image/svg\+xml;base64,[A-Za-z0-9+/=]+"', dom)
-    assert len(imgs) == 4
+    assert len(imgs) == 8
     assert 'class="card smallest"' in dom
