@@ -551,6 +551,9 @@ def do_run(
         devices = scheduler.select_devices(
             store, load_suite(suite_path), device or [], parse_pairs(tag, "--tag")
         )
+        suite = load_suite(suite_path)
+        if suite.progressive is not None:
+            return _run_progressive(suite, suite_path, devices, ws, store)
         suite, built = _build(suite_path, ws, store)
         variants = {(v.model, v.name): v for v in built}
         run_id = scheduler.new_run(ws, store, suite, suite_path.resolve(), built, devices)
@@ -579,6 +582,23 @@ def do_run(
     return run_id
 
 
+def _run_progressive(
+    suite: Any, suite_path: Path, devices: list[dict[str, Any]], ws: Workspace, store: Store
+) -> str:
+    from harness.progressive import path_lines, run_progressive
+
+    def on_progress(label: str, cached: bool) -> None:
+        err_console.print(f"  variant {label}: {'cached' if cached else 'built'}", highlight=False)
+
+    with _stdout_to_stderr():
+        run_id = run_progressive(suite, suite_path, devices, ws, store, console, on_progress)
+    console.print("progressive path (stage, device, size, accuracy, p50):", highlight=False)
+    for line in path_lines(store, run_id, suite):
+        console.print(line, highlight=False)
+    console.print(f"run {run_id} {store.get_run(run_id)['status']}", highlight=False)
+    return run_id
+
+
 @app.command("run")
 def run_cmd(
     suite: Annotated[str, typer.Argument(help="Suite file, or the name of a bundled suite.")],
@@ -597,6 +617,20 @@ def run_cmd(
         run_id, status="pending"
     ):
         raise typer.Exit(1)
+    from suites.schema import Suite
+
+    ran = Suite.model_validate(store.get_run(run_id)["suite"])
+    if ran.progressive is not None:
+        from harness.progressive import outcome
+
+        met, missing = outcome(store, run_id, ran)
+        if met is None:
+            err_console.print(
+                "edgebench: progressive target never met; last stage: " + "; ".join(missing),
+                highlight=False,
+                markup=False,
+            )
+            raise typer.Exit(1)
 
 
 def _summarize(
