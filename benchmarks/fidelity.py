@@ -265,9 +265,7 @@ def process_variance(ws: Workspace, path: str, cpu: int) -> dict:
     for processes in (1, 10):
         measure = rule + f"repetitions: 10, processes: {processes}}}"
         row = ws.run(path, "litert", f", cpus: '{cpu}'", measure)
-        out[processes] = {
-            k: float(row[f"latency_{k}_s"]) for k in ("p50", "ci_low", "ci_high")
-        }
+        out[processes] = {k: float(row[f"latency_{k}_s"]) for k in ("p50", "ci_low", "ci_high")}
     return out
 
 

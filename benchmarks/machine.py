@@ -26,7 +26,7 @@ def load_average() -> str:
 
 
 def machine_line(short: bool = False) -> str:
-    """"machine: <cpu>, N cores, Python X, load average a b c" (short: the load only)."""
+    """ "machine: <cpu>, N cores, Python X, load average a b c" (short: the load only)."""
     if short:
         return f"load average {load_average()}"
     return (

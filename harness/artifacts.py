@@ -88,15 +88,19 @@ def build_variants(
     cache: ArtifactCache,
     *,
     on_progress: Callable[[str, bool], None] | None = None,
+    only: set[str] | None = None,
 ) -> list[Variant]:
-    """Build (or take from cache) every model x variant of a suite, in suite order."""
+    """Build (or take from cache) every model x variant of a suite, in suite order
+    (``only``: just the variants of those names: one progressive stage at a time)."""
     built: list[Variant] = []
     with tempfile.TemporaryDirectory(prefix="edgebench-build-") as tmp:
         for model in suite.models:
             base: recipes.Stage | None = None  # trained lazily, once, only if something is missing
             memo: dict[tuple[str, ...], recipes.Stage] = {}  # shared chain prefixes
             base_format = _model_format(model)
-            for variant in suite.variants:
+            for variant in suite.variants_of(model.name):
+                if only is not None and variant.name not in only:
+                    continue
                 fmt = recipes.check_chain(base_format, variant)
                 key = recipes.build_key(model, variant, suite_dir)
                 record = cache.ws.builds_dir / f"{key}.json"

@@ -341,6 +341,11 @@ class Store:
             self._insert_pending(conn, run_id, planned_jobs)
         return run_id
 
+    def add_jobs(self, run_id: str, planned_jobs: Sequence[dict[str, Any]]) -> None:
+        """More pending jobs for a run (the next stage of a progressive run)."""
+        with self.engine.begin() as conn:
+            self._insert_pending(conn, run_id, planned_jobs)
+
     @staticmethod
     def _insert_pending(conn: Connection, run_id: str, planned: Iterable[dict[str, Any]]) -> None:
         rows = [{**j, "run_id": run_id, "status": "pending", "attempts": 0} for j in planned]

@@ -66,10 +66,20 @@ SUPPORTED_OPS = (
     "DEQUANTIZE",
 )
 
-_EB_DTYPES = {"INT8": "EB_INT8", "UINT8": "EB_UINT8", "INT16": "EB_INT16", "INT32": "EB_INT32",
-              "FLOAT32": "EB_FLOAT32"}
-_C_TYPES = {"INT8": "int8_t", "UINT8": "uint8_t", "INT16": "int16_t", "INT32": "int32_t",
-            "FLOAT32": "float"}
+_EB_DTYPES = {
+    "INT8": "EB_INT8",
+    "UINT8": "EB_UINT8",
+    "INT16": "EB_INT16",
+    "INT32": "EB_INT32",
+    "FLOAT32": "EB_FLOAT32",
+}
+_C_TYPES = {
+    "INT8": "int8_t",
+    "UINT8": "uint8_t",
+    "INT16": "int16_t",
+    "INT32": "int32_t",
+    "FLOAT32": "float",
+}
 MAX_RANK = 6  # EB_MAX_RANK
 InPlace = Literal["auto", "all", "off"]
 
@@ -298,8 +308,9 @@ class _Emitter:
         return self.ptr(index, ctype, const=False)
 
     def shape(self, name: str, dims: Sequence[int]) -> str:
-        return self.array(name, "int32_t", np.asarray(list(dims) or [1], dtype=np.int32),
-                          counted=True)
+        return self.array(
+            name, "int32_t", np.asarray(list(dims) or [1], dtype=np.int32), counted=True
+        )
 
 
 _NP_OF_C = {"int8_t": "i1", "uint8_t": "u1", "int16_t": "i2", "int32_t": "i4", "float": "f4"}
@@ -332,9 +343,7 @@ def _per_channel_multipliers(
     return mult, shift
 
 
-def _folded_bias(
-    bias: Tensor | None, weights_2d: np.ndarray, input_offset: int
-) -> np.ndarray:
+def _folded_bias(bias: Tensor | None, weights_2d: np.ndarray, input_offset: int) -> np.ndarray:
     """bias + input_offset * sum(weights of each output channel), as int32 (see
     eb_kernels.h for why this is exact)."""
     sums = weights_2d.astype(np.int64).sum(axis=1)
@@ -386,10 +395,13 @@ def _conv_geometry(graph: Graph, sched: _Schedule, op: Operator) -> _ConvGeometr
     oh, pad_h = _same_or_valid_padding(o.padding, padded.shape[1], fh, stride[0], dilation[0])
     ow, pad_w = _same_or_valid_padding(o.padding, padded.shape[2], fw, stride[1], dilation[1])
     if (oh, ow) != tuple(out.shape[1:3]) or out.shape[0] != n:
-        raise CompileError(f"node {op.index}: output {out.shape} is not the {oh}x{ow} "
-                           f"its padding gives for input {padded.shape}")
-    return _ConvGeometry(source, n, in_h, in_w, in_c, fh, fw, stride, dilation,
-                         pad_h + extra_h, pad_w + extra_w)
+        raise CompileError(
+            f"node {op.index}: output {out.shape} is not the {oh}x{ow} "
+            f"its padding gives for input {padded.shape}"
+        )
+    return _ConvGeometry(
+        source, n, in_h, in_w, in_c, fh, fw, stride, dilation, pad_h + extra_h, pad_w + extra_w
+    )
 
 
 def _runs_as_conv(graph: Graph, op: Operator) -> bool:
@@ -436,17 +448,34 @@ def _lower_conv_like(em: _Emitter, op: Operator, filter_ohwi: np.ndarray) -> _Lo
     bias_folded = _folded_bias(bias, filter_ohwi.reshape(out_c, -1), input_offset)
     rng = _activation(op, out)
     tag = f"op{op.index}"
-    params = em.struct("eb_conv_params", f"{tag}_params", {
-        "batches": geo.n, "in_h": geo.in_h, "in_w": geo.in_w, "in_c": geo.in_c,
-        "out_h": out_h, "out_w": out_w, "out_c": out_c,
-        "filter_h": fh, "filter_w": fw, "filter_in_c": fic,
-        "stride_h": geo.stride[0], "stride_w": geo.stride[1],
-        "dilation_h": geo.dilation[0], "dilation_w": geo.dilation[1],
-        "pad_h": geo.pad_h, "pad_w": geo.pad_w,
-        "input_offset": input_offset, "output_offset": out.zero_point,
-        "act_min": rng.act_min, "act_max": rng.act_max,
-        "in_place": op.index in em.sched.in_place, "input_planar": op.index in em.sched.planar,
-    })
+    params = em.struct(
+        "eb_conv_params",
+        f"{tag}_params",
+        {
+            "batches": geo.n,
+            "in_h": geo.in_h,
+            "in_w": geo.in_w,
+            "in_c": geo.in_c,
+            "out_h": out_h,
+            "out_w": out_w,
+            "out_c": out_c,
+            "filter_h": fh,
+            "filter_w": fw,
+            "filter_in_c": fic,
+            "stride_h": geo.stride[0],
+            "stride_w": geo.stride[1],
+            "dilation_h": geo.dilation[0],
+            "dilation_w": geo.dilation[1],
+            "pad_h": geo.pad_h,
+            "pad_w": geo.pad_w,
+            "input_offset": input_offset,
+            "output_offset": out.zero_point,
+            "act_min": rng.act_min,
+            "act_max": rng.act_max,
+            "in_place": op.index in em.sched.in_place,
+            "input_planar": op.index in em.sched.planar,
+        },
+    )
     w = em.array(f"{tag}_filter", "int8_t", filter_ohwi)
     b = em.array(f"{tag}_bias", "int32_t", bias_folded)
     m = em.array(f"{tag}_mult", "int32_t", mult)
@@ -481,17 +510,33 @@ def _lower_depthwise(em: _Emitter, op: Operator) -> _Lowered:
     mult, shift = _per_channel_multipliers(inp.scale, weights, out.scale, out_c)
     rng = _activation(op, out)
     tag = f"op{op.index}"
-    params = em.struct("eb_dwconv_params", f"{tag}_params", {
-        "batches": geo.n, "in_h": geo.in_h, "in_w": geo.in_w, "in_c": geo.in_c,
-        "out_h": out_h, "out_w": out_w, "out_c": out_c,
-        "filter_h": geo.fh, "filter_w": geo.fw, "depth_multiplier": out_c // geo.in_c,
-        "stride_h": geo.stride[0], "stride_w": geo.stride[1],
-        "dilation_h": geo.dilation[0], "dilation_w": geo.dilation[1],
-        "pad_h": geo.pad_h, "pad_w": geo.pad_w,
-        "input_offset": -inp.zero_point, "output_offset": out.zero_point,
-        "act_min": rng.act_min, "act_max": rng.act_max,
-        "in_place": op.index in em.sched.in_place,
-    })
+    params = em.struct(
+        "eb_dwconv_params",
+        f"{tag}_params",
+        {
+            "batches": geo.n,
+            "in_h": geo.in_h,
+            "in_w": geo.in_w,
+            "in_c": geo.in_c,
+            "out_h": out_h,
+            "out_w": out_w,
+            "out_c": out_c,
+            "filter_h": geo.fh,
+            "filter_w": geo.fw,
+            "depth_multiplier": out_c // geo.in_c,
+            "stride_h": geo.stride[0],
+            "stride_w": geo.stride[1],
+            "dilation_h": geo.dilation[0],
+            "dilation_w": geo.dilation[1],
+            "pad_h": geo.pad_h,
+            "pad_w": geo.pad_w,
+            "input_offset": -inp.zero_point,
+            "output_offset": out.zero_point,
+            "act_min": rng.act_min,
+            "act_max": rng.act_max,
+            "in_place": op.index in em.sched.in_place,
+        },
+    )
     w = em.array(f"{tag}_filter", "int8_t", weights.data)
     b = "NULL"
     if bias is not None:
@@ -522,10 +567,18 @@ def _lower_fully_connected(em: _Emitter, op: Operator) -> _Lowered:
     bias_folded = _folded_bias(bias, weights.data, -inp.zero_point)
     rng = _activation(op, out)
     tag = f"op{op.index}"
-    params = em.struct("eb_fc_params", f"{tag}_params", {
-        "batches": batches, "accum_depth": depth, "out_c": out_c,
-        "output_offset": out.zero_point, "act_min": rng.act_min, "act_max": rng.act_max,
-    })
+    params = em.struct(
+        "eb_fc_params",
+        f"{tag}_params",
+        {
+            "batches": batches,
+            "accum_depth": depth,
+            "out_c": out_c,
+            "output_offset": out.zero_point,
+            "act_min": rng.act_min,
+            "act_max": rng.act_max,
+        },
+    )
     w = em.array(f"{tag}_filter", "int8_t", weights.data)
     b = em.array(f"{tag}_bias", "int32_t", bias_folded)
     m = em.array(f"{tag}_mult", "int32_t", mult)
@@ -540,8 +593,10 @@ def _lower_fully_connected(em: _Emitter, op: Operator) -> _Lowered:
 def _lower_alias(em: _Emitter, op: Operator) -> _Lowered:
     inp, out = em.graph.tensors[op.inputs[0]], em.graph.tensors[op.outputs[0]]
     if inp.is_constant:
-        return _Lowered(f"eb_reshape({em.ptr(op.inputs[0], 'void')}, "
-                        f"{em.out(op.outputs[0], 'void')}, {out.nbytes}u);")
+        return _Lowered(
+            f"eb_reshape({em.ptr(op.inputs[0], 'void')}, "
+            f"{em.out(op.outputs[0], 'void')}, {out.nbytes}u);"
+        )
     return _Lowered("")  # planned in place: output bytes are the input bytes
 
 
@@ -569,12 +624,24 @@ def _lower_add(em: _Emitter, op: Operator) -> _Lowered:
     g = em.graph
     a, b, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     act = op.options.fusedActivationFunction if op.options is not None else 0
-    p = quant.add_params(a.scale, a.zero_point, b.scale, b.zero_point, out.scale,
-                         out.zero_point, act)
+    p = quant.add_params(
+        a.scale, a.zero_point, b.scale, b.zero_point, out.scale, out.zero_point, act
+    )
     args, _ = _binary_args(em, op)
-    names = ("input1_offset", "input1_multiplier", "input1_shift", "input2_offset",
-             "input2_multiplier", "input2_shift", "left_shift", "output_multiplier",
-             "output_shift", "output_offset", "act_min", "act_max")
+    names = (
+        "input1_offset",
+        "input1_multiplier",
+        "input1_shift",
+        "input2_offset",
+        "input2_multiplier",
+        "input2_shift",
+        "left_shift",
+        "output_multiplier",
+        "output_shift",
+        "output_offset",
+        "act_min",
+        "act_max",
+    )
     return _Lowered(f"eb_add_s8({args}, {_fields(p, names)});")
 
 
@@ -582,11 +649,19 @@ def _lower_mul(em: _Emitter, op: Operator) -> _Lowered:
     g = em.graph
     a, b, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
     act = op.options.fusedActivationFunction if op.options is not None else 0
-    p = quant.mul_params(a.scale, a.zero_point, b.scale, b.zero_point, out.scale,
-                         out.zero_point, act)
+    p = quant.mul_params(
+        a.scale, a.zero_point, b.scale, b.zero_point, out.scale, out.zero_point, act
+    )
     args, _ = _binary_args(em, op)
-    names = ("input1_offset", "input2_offset", "output_multiplier", "output_shift",
-             "output_offset", "act_min", "act_max")
+    names = (
+        "input1_offset",
+        "input2_offset",
+        "output_multiplier",
+        "output_shift",
+        "output_offset",
+        "act_min",
+        "act_max",
+    )
     return _Lowered(f"eb_mul_s8({args}, {_fields(p, names)});")
 
 
@@ -595,9 +670,20 @@ def _lower_pool(em: _Emitter, op: Operator) -> _Lowered:
     inp, out = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     o = op.options
     n, in_h, in_w, c = inp.shape
-    p = quant.pool_params(o.padding, o.strideH, o.strideW, o.filterHeight, o.filterWidth,
-                          in_h, in_w, o.fusedActivationFunction, inp.scale, inp.zero_point,
-                          out.scale, out.zero_point)
+    p = quant.pool_params(
+        o.padding,
+        o.strideH,
+        o.strideW,
+        o.filterHeight,
+        o.filterWidth,
+        in_h,
+        in_w,
+        o.fusedActivationFunction,
+        inp.scale,
+        inp.zero_point,
+        out.scale,
+        out.zero_point,
+    )
     if (p.out_h, p.out_w) != tuple(out.shape[1:3]):
         raise CompileError(f"node {op.index}: pool output {out.shape} is not {p.out_h}x{p.out_w}")
     fn = "eb_max_pool_s8" if op.builtin == "MAX_POOL_2D" else "eb_avg_pool_s8"
@@ -682,9 +768,13 @@ def _lower_concat(em: _Emitter, op: Operator) -> _Lowered:
     ins = [g.tensors[i] for i in op.inputs]
     out = g.tensors[op.outputs[0]]
     o = op.options
-    p = quant.concat_params(o.axis, [t.shape for t in ins],
-                            [(t.scale, t.zero_point) for t in ins],
-                            (out.scale, out.zero_point), o.fusedActivationFunction)
+    p = quant.concat_params(
+        o.axis,
+        [t.shape for t in ins],
+        [(t.scale, t.zero_point) for t in ins],
+        (out.scale, out.zero_point),
+        o.fusedActivationFunction,
+    )
     tag = f"op{op.index}"
     pointers = ", ".join(em.ptr(i) for i in op.inputs)
     em.decls.append(f"static const int8_t *const {tag}_inputs[{len(ins)}] = {{{pointers}}};")
@@ -789,8 +879,14 @@ class _Schedule:
 
     def with_in_place(self) -> _Schedule:
         """A copy to plan in-place choices on (the fusions are shared)."""
-        return _Schedule(self.conv_source, self.fused_pads, self.fused_transposes,
-                         self.planar, set(), dict(self.aliases))
+        return _Schedule(
+            self.conv_source,
+            self.fused_pads,
+            self.fused_transposes,
+            self.planar,
+            set(),
+            dict(self.aliases),
+        )
 
 
 def _readers(graph: Graph) -> dict[int, list[int]]:
@@ -850,8 +946,11 @@ def _fuse_transposes(graph: Graph, sched: _Schedule) -> None:
         conv = graph.operators[users[0]]
         if users[0] in sched.fused_pads:  # TRANSPOSE -> PAD -> conv
             pad_input = graph.operators[users[0]].inputs[0]
-            conv = next(c for c in graph.operators
-                        if sched.conv_source.get(c.index, (-1, 0, 0))[0] == pad_input)
+            conv = next(
+                c
+                for c in graph.operators
+                if sched.conv_source.get(c.index, (-1, 0, 0))[0] == pad_input
+            )
         if conv.builtin not in ("CONV_2D", "DEPTHWISE_CONV_2D") or not _runs_as_conv(graph, conv):
             continue
         source, extra_h, extra_w = sched.conv_input(conv)
@@ -894,9 +993,12 @@ def _overwritable_inputs(graph: Graph, op: Operator, sched: _Schedule) -> list[i
     out = graph.tensors[op.outputs[0]]
     if op.builtin in ("ADD", "MUL"):
         # Equal shapes: the flat loop (elementwise.c); not where one broadcasts.
-        return [i for i in op.inputs[:2]
-                if graph.tensors[i].shape == out.shape
-                and all(graph.tensors[j].elements == out.elements for j in op.inputs[:2])]
+        return [
+            i
+            for i in op.inputs[:2]
+            if graph.tensors[i].shape == out.shape
+            and all(graph.tensors[j].elements == out.elements for j in op.inputs[:2])
+        ]
     if op.builtin not in ("CONV_2D", "DEPTHWISE_CONV_2D") or op.index in sched.planar:
         return []
     geo = _conv_geometry(graph, sched, op)
@@ -996,9 +1098,7 @@ def _choose_in_place(
     return _apply_in_place(graph, base, sizes, chosen)
 
 
-def _schedule(
-    graph: Graph, in_place: InPlace, alignment: int
-) -> tuple[_Schedule, dict[int, int]]:
+def _schedule(graph: Graph, in_place: InPlace, alignment: int) -> tuple[_Schedule, dict[int, int]]:
     sched = _Schedule()
     _fuse_pads(graph, sched)
     _fuse_transposes(graph, sched)
@@ -1035,8 +1135,9 @@ def _plan(
 
 def _io(graph: Graph, index: int, offsets: dict[int, int]) -> TensorIO:
     t = graph.tensors[index]
-    return TensorIO(index, t.name, t.shape, t.dtype, t.scale, t.zero_point, t.nbytes,
-                    offsets[index])
+    return TensorIO(
+        index, t.name, t.shape, t.dtype, t.scale, t.zero_point, t.nbytes, offsets[index]
+    )
 
 
 def _c_io(io: TensorIO) -> str:
@@ -1083,49 +1184,51 @@ def compile_model(
     macs = sum(info.macs for info in infos)
 
     op_names = ", ".join(_c_string(op.builtin) for op in graph.operators) or "0"
-    text = "\n".join([
-        f"/* Generated by runners/mcu/compiler.py from {tflite_path.name} ({name}); do not edit.",
-        f" * sha256 {sha256}",
-        f" * {n_ops} operators, {macs} MACs, arena {arena_bytes} bytes,"
-        f" constants {em.const_bytes} bytes. */",
-        "#include <stddef.h>",
-        "#include <stdint.h>",
-        "",
-        '#include "eb_kernels.h"',
-        '#include "eb_kernels_misc.h"',
-        '#include "eb_model.h"',
-        "",
-        f"static uint8_t eb_arena[{max(arena_bytes, alignment)}] "
-        f"__attribute__((aligned({alignment})));",
-        "",
-        *em.decls,
-        "",
-        f"static const char *const eb_op_names[{max(n_ops, 1)}] = {{{op_names}}};",
-        f"static const eb_io eb_inputs[{max(len(inputs), 1)}] = "
-        f"{{{', '.join(_c_io(io) for io in inputs)}}};",
-        f"static const eb_io eb_outputs[{max(len(outputs), 1)}] = "
-        f"{{{', '.join(_c_io(io) for io in outputs)}}};",
-        "",
-        "const eb_model_info eb_model = {",
-        f"    .name = {_c_string(name)},",
-        f'    .sha256_hex = "{sha256}",',
-        f"    .arena_bytes = {arena_bytes}u,",
-        f"    .weights_bytes = {em.const_bytes}u,",
-        f"    .macs = {macs}ull,",
-        f"    .n_ops = {n_ops}u,",
-        "    .op_names = eb_op_names,",
-        f"    .n_inputs = {len(inputs)}, .n_outputs = {len(outputs)},",
-        "    .inputs = eb_inputs,",
-        "    .outputs = eb_outputs,",
-        "};",
-        "",
-        "int eb_model_invoke(eb_op_hook hook, void *ctx) {",
-        *calls,
-        f"    if (hook) hook({n_ops}u, ctx);",
-        "    return 0;",
-        "}",
-        "",
-    ])
+    text = "\n".join(
+        [
+            f"/* Generated by runners/mcu/compiler.py from {tflite_path.name} ({name}); do not edit.",
+            f" * sha256 {sha256}",
+            f" * {n_ops} operators, {macs} MACs, arena {arena_bytes} bytes,"
+            f" constants {em.const_bytes} bytes. */",
+            "#include <stddef.h>",
+            "#include <stdint.h>",
+            "",
+            '#include "eb_kernels.h"',
+            '#include "eb_kernels_misc.h"',
+            '#include "eb_model.h"',
+            "",
+            f"static uint8_t eb_arena[{max(arena_bytes, alignment)}] "
+            f"__attribute__((aligned({alignment})));",
+            "",
+            *em.decls,
+            "",
+            f"static const char *const eb_op_names[{max(n_ops, 1)}] = {{{op_names}}};",
+            f"static const eb_io eb_inputs[{max(len(inputs), 1)}] = "
+            f"{{{', '.join(_c_io(io) for io in inputs)}}};",
+            f"static const eb_io eb_outputs[{max(len(outputs), 1)}] = "
+            f"{{{', '.join(_c_io(io) for io in outputs)}}};",
+            "",
+            "const eb_model_info eb_model = {",
+            f"    .name = {_c_string(name)},",
+            f'    .sha256_hex = "{sha256}",',
+            f"    .arena_bytes = {arena_bytes}u,",
+            f"    .weights_bytes = {em.const_bytes}u,",
+            f"    .macs = {macs}ull,",
+            f"    .n_ops = {n_ops}u,",
+            "    .op_names = eb_op_names,",
+            f"    .n_inputs = {len(inputs)}, .n_outputs = {len(outputs)},",
+            "    .inputs = eb_inputs,",
+            "    .outputs = eb_outputs,",
+            "};",
+            "",
+            "int eb_model_invoke(eb_op_hook hook, void *ctx) {",
+            *calls,
+            f"    if (hook) hook({n_ops}u, ctx);",
+            "    return 0;",
+            "}",
+            "",
+        ]
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_c = out_dir / "model.c"
