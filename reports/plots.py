@@ -108,7 +108,7 @@ _COLOURS = (
     "#be185d", "#4d7c0f", "#475569",
 )  # fmt: skip
 # Points per ECDF curve: enough for a smooth step at any width the page shows.
-_ECDF_POINTS = 400
+_ECDF_POINTS = 160
 # The ECDF of a longer run is that of every k-th sample (a fixed stride, so the same data
 # draws the same curve): its largest error, ~1/sqrt(50k) = 0.4%, is below a pixel.
 _ECDF_SAMPLES = 50_000
@@ -234,7 +234,9 @@ def latency_distribution_svg(
 
 # Points per variant in the run-sequence plot: above this the samples are bucketed and each
 # bucket drawn as its min and max, so a single spike stays visible however long the run.
-SEQUENCE_MAX_POINTS = 2000
+# Enough for the envelope at the width a page shows (300 min/max buckets), and a
+# report of 100 jobs stays a few MB, not tens.
+SEQUENCE_MAX_POINTS = 600
 
 
 def sequence_points(
