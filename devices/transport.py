@@ -335,10 +335,17 @@ class PosixHost(Transport):
         """Put a content-addressed file on the device once; return its remote path.
 
         The remote path embeds the hash, so a file already there with the right
-        hash is never sent again, and a damaged one is replaced.
+        hash is never sent again, and a damaged one is replaced. Within one
+        connection a file is checked once: later pushes of it cost nothing (over SSH
+        each check is a remote command). Whoever finds it damaged after all (the
+        agent verifies a model's hash before loading it) calls :meth:`forget`.
         """
         remote = f"{self.workdir}/artifacts/{sha256}/{name or local.name}"
+        verified = self.__dict__.setdefault("_verified", {})
+        if verified.get(remote) == sha256:
+            return remote
         if self.remote_sha256(remote) == sha256:
+            verified[remote] = sha256
             return remote
         self._copy_to_device(local, remote)
         self.pushed_bytes += local.stat().st_size
@@ -348,7 +355,12 @@ class PosixHost(Transport):
                 f"pushed {local.name} but the device reports sha256 {got}, expected {sha256}",
                 device=self.device.name,
             )
+        verified[remote] = sha256
         return remote
+
+    def forget(self, remote: str) -> None:
+        """The file at ``remote`` is not what it was: check (and copy) it again."""
+        self.__dict__.get("_verified", {}).pop(remote, None)
 
 
 _REGISTRY: dict[str, type[Transport]] = {}

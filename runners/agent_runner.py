@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.errors import DeviceError
+from devices.errors import AgentError, DeviceError
 from devices.power import rpi
 from devices.power.sources import choose_source, sampler_request
 from devices.transport import PosixHost, Transport
@@ -228,7 +228,7 @@ class AgentRunner(Runner):
             last = process == len(shares) - 1
             try:
                 agent = self._start()
-                load = agent.load(remote, job.model.sha256, **load_fields(job.model, job.setting))
+                load = self._load(agent, job.model, job.setting, remote)
                 if process == 0:
                     first_load, sensor = load, choose_source(self.host.device.options, agent.facts)
                 bench = self._bench(agent, job, sensor, repetitions, io_window=last)
@@ -247,6 +247,20 @@ class AgentRunner(Runner):
         # were there already, content-addressed).
         record.details["pushed_bytes"] = self.host.pushed_bytes - pushed_before
         return record
+
+    def _load(
+        self, agent: AgentClient, model: ModelFile, setting: dict[str, Any], remote: str
+    ) -> dict[str, Any]:
+        """Load the pushed model; if the device's copy turns out damaged or gone (the
+        push checked it once per connection), copy it again and load once more."""
+        try:
+            return agent.load(remote, model.sha256, **load_fields(model, setting))
+        except AgentError as e:
+            if e.kind not in ("hash_mismatch", "missing_file"):
+                raise
+        self.host.forget(remote)
+        remote = self.host.push(model.path, model.sha256, model.path.name)
+        return agent.load(remote, model.sha256, **load_fields(model, setting))
 
     def _bench(
         self, agent: AgentClient, job: Job, sensor: Any, repetitions: int, io_window: bool

@@ -274,3 +274,39 @@ def test_qemu_killed_mid_job_is_retried_on_a_fresh_emulator(eb: Runner, tmp_path
     assert status == "done" and attempts == 2
     # The failed attempt said which device and what happened.
     assert any("'m4'" in m and "attempt 1 failed" in m for m in events), events
+
+
+def test_a_model_damaged_mid_run_is_copied_again_before_the_next_load(
+    eb: Runner, tmp_path: Path
+) -> None:
+    # Within one connection a pushed file is checked once; the agent's own hash check
+    # on load is what finds it damaged later, and the runner copies it again.
+    from devices.local import LocalTransport
+    from devices.transport import DeviceConfig, sha256_file
+    from runners.agent_runner import AgentRunner
+    from runners.base import Job, MeasureRules, ModelFile
+
+    models = _model_files(
+        eb,
+        write_suite(
+            tmp_path / "models.yaml",
+            variants="\n  - name: fp32-onnx\n    recipe: [export_onnx]\n",
+            settings="  - runtime: onnxruntime\n",
+            measure=QUICK,
+        ),
+    )
+    path = models["fp32-onnx"]
+    model = ModelFile(path, sha256_file(path), "onnx", path.stat().st_size)
+    rules = MeasureRules(1, 0.0, 5, 0.0, 1, 100, 60.0, io_window=False)
+    job = Job(1, "m", model, {"runtime": "onnxruntime", "threads": 1}, rules)
+    transport = LocalTransport(DeviceConfig("board", "local"), tmp_path / "dev")
+    runner = AgentRunner(transport)
+    try:
+        runner.measure(job)
+        (pushed,) = [p for p in (tmp_path / "dev").rglob("*.onnx")]
+        pushed.write_bytes(b"\0" * 64)
+        again = runner.measure(job)  # same connection: the push does not look again
+    finally:
+        runner.close()
+    assert again.windows and again.details["pushed_bytes"] == model.size_bytes
+    assert sha256_file(pushed) == model.sha256
