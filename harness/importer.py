@@ -123,16 +123,25 @@ def _trtexec_jobs(files: list[Path]) -> list[ImportedJob]:
             raise UsageError(f"{times or log}: {e}") from None
         tool_stats = None
         lat = result.latency
-        if not samples and (lat is not None or result.throughput_qps is not None):
-            # A figure the log does not give stays unknown (a pasted excerpt may hold
-            # only the Throughput line).
+        if not samples and lat is None:
+            # A finished job stands for a latency. An excerpt with only the Throughput
+            # line, or a Latency line cut off mid-value, has none: refused, like a log
+            # without a summary, instead of a "done" job nobody can compare.
+            why = f" ({result.problems[0]})" if result.problems else ""
+            raise UsageError(
+                f"{log}: no readable Latency line in the trtexec log{why}; give its "
+                "--exportTimes JSON after it, or the complete log"
+            )
+        if not samples and lat is not None:
+            # A figure the log does not give stays unknown (no percentiles before 8.4,
+            # no Throughput line in an excerpt).
             tool_stats = ToolStatistics(
                 tool="trtexec",
-                mean_s=lat.mean_s if lat else None,
-                median_s=lat.median_s if lat else None,
-                min_s=lat.min_s if lat else None,
-                max_s=lat.max_s if lat else None,
-                percentiles_s={f"{p:g}": v for p, v in lat.percentiles_s.items()} if lat else {},
+                mean_s=lat.mean_s,
+                median_s=lat.median_s,
+                min_s=lat.min_s,
+                max_s=lat.max_s,
+                percentiles_s={f"{p:g}": v for p, v in lat.percentiles_s.items()},
                 count=result.timed_queries,
                 throughput_per_s=result.throughput_qps,
                 note="trtexec's Latency (H2D + GPU compute + D2H of one query)",

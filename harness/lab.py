@@ -6,14 +6,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from devices.errors import UnknownTransportError
 from devices.names import NAME_PATTERN
 from devices.transport import transport_class, transport_names
 from harness.store import Store
-from suites.errors import SuiteError
-from suites.yamlio import validate_file
+from suites.yamlio import error_at, validate_file
 
 LAB_FORMAT_VERSION = 1
 
@@ -27,6 +33,15 @@ class LabDevice(BaseModel):
     type: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("transport")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        # Checked here, not after loading, so that the message names the line too.
+        known = transport_names()
+        if value not in known:
+            raise error_at((), f"unknown transport {value!r} (known: {', '.join(known)})", value)
+        return value
 
     @field_validator("options")
     @classmethod
@@ -46,22 +61,20 @@ class LabFile(BaseModel):
     version: Literal[1] = 1
     devices: list[LabDevice] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> LabFile:
+        seen: set[str] = set()
+        for i, d in enumerate(self.devices):
+            if d.name in seen:
+                # The second one: the first is where the device was meant to be.
+                raise error_at(("devices", i, "name"), f"duplicate device name {d.name!r}", d.name)
+            seen.add(d.name)
+        return self
+
 
 def import_lab(store: Store, path: Path) -> list[str]:
     lab = validate_file(LabFile, path)
-    known = transport_names()
     names = [d.name for d in lab.devices]
-    for i, d in enumerate(lab.devices):
-        if d.transport not in known:
-            raise SuiteError(
-                f"unknown transport {d.transport!r} (known: {', '.join(known)})",
-                file=str(path),
-                key=f"devices.{i}.transport",
-            )
-        if names.count(d.name) > 1:
-            raise SuiteError(
-                f"duplicate device name {d.name!r}", file=str(path), key=f"devices.{i}.name"
-            )
     for d in lab.devices:
         previous = store.get_device(d.name)
         store.add_device(

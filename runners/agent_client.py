@@ -6,8 +6,9 @@ Failures come back as the ``devices.errors`` hierarchy:
 
 * the agent answered with a structured error -> :class:`~devices.errors.AgentError`
   (``.kind`` is the error kind); the agent is still usable;
-* the agent died, closed stdout, printed garbage or answered out of order ->
-  :class:`~devices.errors.TransportError` (with the agent's stderr tail);
+* the agent died, closed stdout, printed garbage, answered out of order or sent a
+  reply that breaks the protocol (ok without a result object, eval outputs that are no
+  array) -> :class:`~devices.errors.TransportError` (with the agent's stderr tail);
 * no answer in time -> :class:`~devices.errors.TransportTimeout`; the agent is killed,
   because a request still running on it would answer later and desynchronise the stream.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -97,7 +99,15 @@ class AgentClient:
             reply = self._read_reply(op, rid, limit)
         if reply.get("ok") is True:
             result = reply.get("result")
-            return result if isinstance(result, dict) else {}
+            if not isinstance(result, dict):
+                # Every op's result is an object (PROTOCOL.md); taking {} for a missing
+                # one would let a bench without windows pass for a measurement.
+                self._kill("malformed ok reply")
+                raise TransportError(
+                    f"agent sent an ok reply without a 'result' object: {reply!r:.200}",
+                    device=self.device,
+                )
+            return result
         error = reply.get("error")
         if not isinstance(error, dict):
             self._kill("malformed error reply")
@@ -129,7 +139,7 @@ class AgentClient:
             )
         try:
             reply = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." thousands deep
             reply = None
         if not isinstance(reply, dict):
             self._kill("non-JSON output")
@@ -137,12 +147,14 @@ class AgentClient:
                 f"agent wrote a non-JSON line on stdout: {line[:_LINE_PREVIEW]!r}",
                 device=self.device,
             )
-        if reply.get("id") != rid:
+        reply_id = reply.get("id")
+        # The same int: JSON's true (and 1.0) compare equal to 1 in Python.
+        if type(reply_id) is not int or reply_id != rid:
             # A late or missing reply means every later reply would be mis-attributed.
             self._kill("protocol out of step")
             raise TransportError(
                 f"protocol out of step: sent id {rid} ({op!r}), got a reply for id "
-                f"{reply.get('id')!r}: {line[:_LINE_PREVIEW]!r}",
+                f"{reply_id!r}: {line[:_LINE_PREVIEW]!r}",
                 device=self.device,
             )
         return reply
@@ -225,9 +237,23 @@ class AgentClient:
                 return_outputs=return_outputs,
             )
             if return_outputs:
-                outputs.append(decode_array(result.pop("outputs")))
+                try:
+                    outputs.append(decode_array(result.pop("outputs", None)))
+                except ValueError as e:
+                    # A reply that says ok but carries no readable array broke the
+                    # protocol; what else it holds cannot be trusted either.
+                    self._kill("malformed eval outputs")
+                    raise TransportError(
+                        f"agent sent eval outputs that are not an array: {e}", device=self.device
+                    ) from None
         if return_outputs:
-            result["outputs"] = np.concatenate(outputs, axis=0)
+            try:
+                result["outputs"] = np.concatenate(outputs, axis=0)
+            except ValueError as e:  # batches of different shapes: not one model's outputs
+                self._kill("eval outputs of different shapes")
+                raise TransportError(
+                    f"agent sent eval outputs of different shapes: {e}", device=self.device
+                ) from None
         return result
 
     # ------------------------------------------------------------------ lifetime
@@ -268,7 +294,27 @@ def encode_array(a: np.ndarray) -> dict[str, Any]:
     }
 
 
-def decode_array(obj: dict[str, Any]) -> np.ndarray:
-    dtype = np.dtype(obj["dtype"]).newbyteorder("<")
-    raw = base64.b64decode(obj["data_b64"])
-    return np.frombuffer(raw, dtype=dtype).reshape(obj["shape"]).astype(dtype.newbyteorder("="))
+def decode_array(obj: Any) -> np.ndarray:
+    """The protocol's ``{dtype, shape, data_b64}`` -> numpy array; ``ValueError`` for
+    anything else (a missing field, an unknown dtype, bad base64, a size that does not
+    match the shape)."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"an array must be {{dtype, shape, data_b64}}, not {obj!r:.80}")
+    try:
+        dtype = np.dtype(str(obj["dtype"])).newbyteorder("<")
+        shape = obj["shape"]
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise ValueError(f"shape must be a list of sizes, not {shape!r:.80}")
+        raw = base64.b64decode(str(obj["data_b64"]), validate=True)
+    except KeyError as e:
+        raise ValueError(f"array without {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:  # np.dtype raises TypeError; binascii.Error
+        raise ValueError(f"bad array: {e}") from None
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise ValueError(f"dtype {dtype} cannot travel as raw bytes")
+    expected = dtype.itemsize * math.prod(shape)
+    if len(raw) != expected:
+        raise ValueError(f"{len(raw)} bytes for shape {shape} of {dtype} ({expected} needed)")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))

@@ -36,7 +36,8 @@ Everything comes back in seconds and bytes; a figure the log does not print is N
 (never 0). The figures are the tool's own statistics, see :class:`PhaseStats`. A log
 with neither the summary line nor a timed ``count=`` line (the run failed:
 ``Benchmarking failed.``, an unsupported op, a killed process, only the warm-up phase
-finished) or whose timed phase ran no inference raises :class:`BenchmarkModelParseError`.
+finished), whose timed phase ran no inference, or whose figures give no latency (every
+mean and median nan, negative or cut off) raises :class:`BenchmarkModelParseError`.
 """
 
 from __future__ import annotations
@@ -214,6 +215,18 @@ _OP_PROFILE_INIT = re.compile(r"Profiling Info for Benchmark Initialization")
 _OP_PROFILE_RUNS = re.compile(r"Profiling Info for Regular Benchmark Runs")
 
 
+# A count the tool prints fits in 64 bits; more digits are garbage (and int() of over
+# 4300 digits raises a plain ValueError, which is no parse error).
+_MAX_DIGITS = 18
+
+
+def _count(digits: str) -> int:
+    """A printed count (the regexes give only digits)."""
+    if len(digits) > _MAX_DIGITS:
+        raise BenchmarkModelParseError(f"count {digits[:_MAX_DIGITS]}... is not a number")
+    return int(digits)
+
+
 def _number(value: str | None) -> float | None:
     """A printed number; nan/inf (an empty phase's mean) is not a figure."""
     if value is None:
@@ -223,8 +236,9 @@ def _number(value: str | None) -> float | None:
 
 
 def _us(value: str | None) -> float | None:
+    """A printed time in µs as seconds; a negative one is no time (a corrupted line)."""
     number = _number(value)
-    return number / 1e6 if number is not None else None
+    return number / 1e6 if number is not None and number >= 0 else None
 
 
 def _strip(line: str) -> tuple[str | None, str]:
@@ -253,7 +267,10 @@ def _phase(count: str, rest: str) -> PhaseStats | None:
     percentiles = [key in pairs for key in _PERCENTILES]
     if any(percentiles) and not all(percentiles):
         return None
-    n = int(count)
+    n = _count(count)
+    if n > 0 and "first" not in pairs and "curr" not in pairs:
+        # Only "count=0" stands alone; "count=50" and nothing else was cut off after it.
+        return None
     # An empty phase prints "count=0" (and, in percentile builds, p5=0 median=0
     # p95=0 from an empty sample): none of that is a time.
     timed = n > 0
@@ -318,7 +335,7 @@ def parse_benchmark_model(text: str) -> BenchmarkModelResult:
                 loose.append(phase)
         elif m := _RUNNING.match(line):
             running += 1
-            requests[running] = (int(m.group(1)), _number(m.group(2)), _number(m.group(3)))
+            requests[running] = (_count(m.group(1)), _number(m.group(2)), _number(m.group(3)))
         elif m := _TIMINGS.match(line):
             timings, timings_line = m, "Inference timings in us"
         elif m := _OLD_TIMINGS.match(line):
@@ -334,8 +351,8 @@ def parse_benchmark_model(text: str) -> BenchmarkModelResult:
             delegates.append(
                 {
                     "delegate": m.group(3),
-                    "nodes": int(m.group(1)),
-                    "of": int(total) if total is not None else None,
+                    "nodes": _count(m.group(1)),
+                    "of": _count(total) if total is not None else None,
                 }
             )
         elif m := _APPLIED.search(line):
@@ -368,8 +385,22 @@ def parse_benchmark_model(text: str) -> BenchmarkModelResult:
     def summary(name: str) -> float | None:
         return _us(timings.group(name)) if timings is not None else None
 
+    # A result stands for a latency: the timed phase's mean or median (or its one time
+    # when all runs took the same), else the summary line's mean. A log whose figures
+    # are all nan or cut off has none, and must not become a job without one.
+    phase_latency = timed is not None and (
+        timed.avg_s is not None
+        or timed.median_s is not None
+        or (timed.all_same and timed.curr_s is not None)
+    )
+    if not phase_latency and summary("inference") is None:
+        raise BenchmarkModelParseError(
+            "benchmark_model's log gives no latency of the timed phase (its mean and median "
+            f"are missing, nan or cut off){_why(errors, warmup, running)}"
+        )
+
     init_s = summary("init")
-    if init_s is None and session is not None:
+    if init_s is None and session is not None and session >= 0:
         init_s = session / 1e3
     if timings is not None and timings_line == "Inference timings in us":
         first_s = summary("first")
@@ -381,17 +412,19 @@ def parse_benchmark_model(text: str) -> BenchmarkModelResult:
         first_s = None
     # "Num threads" is the flag as given (-1: the default); the delegate-provider line
     # "#threads used for CPU inference" is what the CPU path used.
+    # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts.
     threads = next(
         (
             value.strip()
             for key in ("Num threads", "#threads used for CPU inference")
-            if (value := settings.get(key, "")).strip().isdigit()
+            if (value := settings.get(key, "")).strip().isdecimal()
+            and len(value.strip()) <= _MAX_DIGITS
         ),
         "",
     )
     return BenchmarkModelResult(
         graph=settings.get("Graph") or None,
-        num_threads=int(threads) if threads.isdigit() else None,
+        num_threads=int(threads) if threads else None,
         model_size_bytes=size * MODEL_MB if size is not None else None,
         init_s=init_s,
         first_inference_s=None if warmup_empty else first_s,

@@ -32,7 +32,8 @@ inference and no throughput. Other layouts read here:
   group:``, ``Shape group 1 (250 iterations):``); they go to ``shape_groups``, never
   into the overall figures.
 
-Everything comes back in seconds and bytes; a figure not printed is None. The figures
+Everything comes back in seconds and bytes; a figure not printed is None, and so is one
+that is no figure (inf, a negative time: a corrupted line). The figures
 are the tool's own: the mean is a mean, and the percentiles are the sample at 0-based
 index ``floor(n * p)`` of the sorted request times (not nearest-rank). A ``Peak working
 set size`` of 0 is what builds print where they cannot measure it (non-Windows before
@@ -43,6 +44,7 @@ session failed to load, the provider is missing), or whose run made no request, 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -147,8 +149,28 @@ def _percentile_of(digits: str) -> float:
     return float(digits) if len(digits) <= 2 else float(digits[:2] + "." + digits[2:])
 
 
-def _seconds(value: str, unit: str | None) -> float:
-    return float(value) * _UNITS[unit or "s"]
+def _seconds(value: str, unit: str | None) -> float | None:
+    """A printed time in seconds; None for one that is no time (inf from a corrupted
+    exponent, a negative value)."""
+    seconds = float(value) * _UNITS[unit or "s"]
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _rate(value: str) -> float | None:
+    """A printed rate or percentage; None where it is not a finite, non-negative number."""
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+# A count the tool prints fits in 64 bits; more digits are garbage (and int() of over
+# 4300 digits raises a plain ValueError, which is no parse error).
+_MAX_DIGITS = 18
+
+
+def _count(digits: str) -> int:
+    if len(digits) > _MAX_DIGITS:
+        raise OrtPerfTestParseError(f"count {digits[:_MAX_DIGITS]}... is not a number")
+    return int(digits)
 
 
 class _ShapeGroups:
@@ -170,16 +192,19 @@ class _ShapeGroups:
             return False
         group = self.groups[self.current]
         if m := _SHAPE_ITERATIONS.match(line):
-            group.setdefault("iterations", int(m.group(1)))
+            group.setdefault("iterations", _count(m.group(1)))
         elif m := _SHAPE_MEAN.match(line):
-            group.setdefault("mean_s", _seconds(m.group(1), m.group(2)))
+            if (seconds := _seconds(m.group(1), m.group(2))) is not None:
+                group.setdefault("mean_s", seconds)
         elif (m := _FIGURES["min_s"].match(line)) or (m := _FIGURES["max_s"].match(line)):
             key = "min_s" if line.startswith("Min") else "max_s"
-            group.setdefault(key, _seconds(m.group(1), m.group(2)))
+            if (seconds := _seconds(m.group(1), m.group(2))) is not None:
+                group.setdefault(key, seconds)
         elif m := _PERCENTILE.match(line):
             percentiles = group["percentiles_s"]
             assert isinstance(percentiles, dict)
-            percentiles.setdefault(_percentile_of(m.group(1)), _seconds(m.group(2), m.group(3)))
+            if (seconds := _seconds(m.group(2), m.group(3))) is not None:
+                percentiles.setdefault(_percentile_of(m.group(1)), seconds)
         else:
             return line == "(no data)"
         return True
@@ -212,10 +237,10 @@ def parse_ort_perf_test(text: str) -> OrtPerfTestResult:
             in_shape_block = True
             continue
         if m := _SHAPE_GROUP.match(line):
-            shapes.start(int(m.group(1)), iterations=int(m.group(2)))
+            shapes.start(_count(m.group(1)), iterations=_count(m.group(2)))
             continue
         if in_shape_block and indented and (m := _SHAPE_LABEL.match(line)):
-            shapes.start(int(m.group(1)), label=m.group(2))
+            shapes.start(_count(m.group(1)), label=m.group(2))
             continue
         if indented and shapes.current is not None:
             shapes.add(line)
@@ -224,23 +249,26 @@ def parse_ort_perf_test(text: str) -> OrtPerfTestResult:
         shapes.current = None
         for key, pattern in _FIGURES.items():
             if m := pattern.match(line):
-                values.setdefault(key, _seconds(m.group(1), m.group(2)))
+                # A time that is no time (inf, negative) is as if not printed.
+                if (seconds := _seconds(m.group(1), m.group(2))) is not None:
+                    values.setdefault(key, seconds)
                 break
         else:
             if m := _REQUESTS.match(line):
-                requests, requests_label = int(m.group(2)), m.group(1)
+                requests, requests_label = _count(m.group(2)), m.group(1)
             elif m := _RUNS.match(line):
-                runs = int(m.group(1))
+                runs = _count(m.group(1))
             elif m := _THROUGHPUT.match(line):
-                throughput = float(m.group(1))
+                throughput = _rate(m.group(1))
             elif m := _CPU.match(line):
-                cpu = cpu if cpu is not None else float(m.group(1))
+                cpu = cpu if cpu is not None else _rate(m.group(1))
             elif m := _PEAK.match(line):
-                peak = peak if peak is not None else int(m.group(1))
+                peak = peak if peak is not None else _count(m.group(1))
             elif m := _THREADS.match(line):
-                threads[m.group(1)] = int(m.group(2))
+                threads[m.group(1)] = _count(m.group(2))
             elif m := _PERCENTILE.match(line):
-                percentiles[_percentile_of(m.group(1))] = _seconds(m.group(2), m.group(3))
+                if (seconds := _seconds(m.group(2), m.group(3))) is not None:
+                    percentiles[_percentile_of(m.group(1))] = seconds
     if requests is None or "mean_s" not in values:
         last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
         raise OrtPerfTestParseError(

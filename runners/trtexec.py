@@ -307,6 +307,11 @@ _TOTAL_GPU_RE = re.compile(r"^(?:Total GPU Compute Time|total compute time): " +
 _WARMUP_RE = re.compile(r"^Warmup completed (\d+) queries over " + _NUM + r" ms")
 _TIMED_RE = re.compile(r"^Timing trace has (\d+) queries over " + _NUM + r" s")
 _CV_RE = re.compile(r"coefficient of variance = " + _NUM + r"%")
+_SUMMARY_SCALARS = {
+    "throughput_qps": _THROUGHPUT_RE,
+    "total_host_walltime_s": _WALLTIME_RE,
+    "total_gpu_compute_time_s": _TOTAL_GPU_RE,
+}
 _AVERAGE_RE = re.compile(
     rf"^Average on (\d+) runs - GPU latency: {_NUM} ms - Host latency: {_NUM} ms "
     rf"\((?:end to end {_NUM} ms, )?enqueue {_NUM} ms\)"
@@ -325,12 +330,23 @@ _LEGACY_ITEM_RE = re.compile(
 )
 
 
+# A count or version trtexec prints fits in 64 bits; more digits are garbage (and int()
+# of over 4300 digits raises a plain ValueError, which is no parse error).
+_MAX_DIGITS = 18
+
+
+def _count(digits: str) -> int:
+    if len(digits) > _MAX_DIGITS:
+        raise TrtexecParseError(f"{digits[:_MAX_DIGITS]}... is not a number trtexec prints")
+    return int(digits)
+
+
 def _version_from_banner(code: str) -> str:
     """Packed version to dotted: ``8602`` -> ``8.6.2``, ``100300`` -> ``10.3.0``.
 
     Used for the ``[TensorRT vNNNN]`` banner tag and TRT 8.0's version line.
     """
-    n = int(code)
+    n = _count(code)
     if n >= 10000:
         return f"{n // 10000}.{n // 100 % 100}.{n % 100}"
     return f"{n // 1000}.{n // 100 % 10}.{n % 100}"
@@ -339,8 +355,9 @@ def _version_from_banner(code: str) -> str:
 def _stats_from_items(
     items: Mapping[str, float], percentiles: Mapping[float, float]
 ) -> TimingStats | None:
-    # "nan"/"inf" (an empty timing set) is no figure: it is left out like a missing one.
-    items = {k: v for k, v in items.items() if math.isfinite(v)}
+    # "nan"/"inf" (an empty timing set) is no figure: it is left out like a missing one;
+    # so is a negative time (a corrupted line).
+    items = {k: v for k, v in items.items() if _is_time(v)}
     if not {"min", "max", "median"} <= items.keys():
         return None
     return TimingStats(
@@ -348,8 +365,20 @@ def _stats_from_items(
         max_s=items["max"],
         median_s=items["median"],
         mean_s=items.get("mean"),
-        percentiles_s={p: v for p, v in percentiles.items() if math.isfinite(v)},
+        percentiles_s={p: v for p, v in percentiles.items() if _is_time(v)},
     )
+
+
+def _is_time(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _summary_scalar(message: str) -> tuple[str, str] | None:
+    """(name, number as printed) of a Throughput / Total ... line."""
+    for name, pattern in _SUMMARY_SCALARS.items():
+        if (match := pattern.match(message)) is not None:
+            return name, match.group(1)
+    return None
 
 
 def _parse_summary_stats(text: str) -> TimingStats | None:
@@ -449,7 +478,7 @@ def parse_trtexec_log(text: str) -> TrtexecResult:
             end_to_end = match.group(4)
             trace.append(
                 TraceAverage(
-                    runs=int(match.group(1)),
+                    runs=_count(match.group(1)),
                     gpu_latency_s=float(match.group(2)) / 1000,
                     host_latency_s=float(match.group(3)) / 1000,
                     end_to_end_s=float(end_to_end) / 1000 if end_to_end else None,
@@ -458,11 +487,11 @@ def parse_trtexec_log(text: str) -> TrtexecResult:
             )
             continue
         if (match := _WARMUP_RE.match(message)) is not None:
-            scalars["warmup_queries"] = int(match.group(1))
+            scalars["warmup_queries"] = _count(match.group(1))
             scalars["warmup_s"] = float(match.group(2)) / 1000
             continue
         if (match := _TIMED_RE.match(message)) is not None:
-            scalars["timed_queries"] = int(match.group(1))
+            scalars["timed_queries"] = _count(match.group(1))
             scalars["timed_s"] = float(match.group(2))
             continue
         if (match := _CV_RE.search(message)) is not None:
@@ -488,15 +517,15 @@ def parse_trtexec_log(text: str) -> TrtexecResult:
             continue
         in_results = style == "summary" and section == "Performance summary"
         if in_results or style == "legacy":
-            if (match := _THROUGHPUT_RE.match(message)) is not None:
-                scalars["throughput_qps"] = float(match.group(1))
-                continue
-            if (match := _WALLTIME_RE.match(message)) is not None:
-                scalars["total_host_walltime_s"] = float(match.group(1))
-                continue
-            if (match := _TOTAL_GPU_RE.match(message)) is not None:
-                scalars["total_gpu_compute_time_s"] = float(match.group(1))
-                close_legacy_block()
+            if (scalar := _summary_scalar(message)) is not None:
+                name, printed = scalar
+                value = float(printed)
+                if _is_time(value):  # a rate too: finite, not negative
+                    scalars[name] = value
+                else:
+                    problems.append(f"{name} reads {printed!r}: not a figure")
+                if name == "total_gpu_compute_time_s":
+                    close_legacy_block()
                 continue
         if in_results and (match := _SUMMARY_LINE_RE.match(message)) is not None:
             stats = _parse_summary_stats(match.group(2))
@@ -520,7 +549,11 @@ def parse_trtexec_log(text: str) -> TrtexecResult:
         state = f"trtexec {status}" if status else "log ends without PASSED/FAILED"
         raise TrtexecParseError(f"no performance summary in the trtexec log ({state}{last_error})")
 
-    argv = shlex.split(command) if command else []
+    try:
+        argv = shlex.split(command) if command else []
+    except ValueError:  # an unbalanced quote (a cut-off or edited line): words as printed
+        argv = command.split() if command else []
+        problems.append(f"cannot split the command line {command!r} as a shell would")
     flags = tuple(a.split("=", 1)[0] for a in argv[1:] if a.split("=", 1)[0] in PRECISION_FLAGS)
     throughput = scalars.get("throughput_qps")
     if style == "legacy" and throughput == 0.0:
@@ -589,6 +622,10 @@ def parse_export_times(json_text: str, field: str = "latencyMs") -> list[float]:
         key = next((n for n in names if n in record), None)
         if key is None:
             raise TrtexecParseError(f"exportTimes record {index} has no {field!r}")
+        if not _is_time(record[key]):
+            # A raw sample becomes edgebench's statistics: NaN or a negative time would
+            # make every one of them meaningless.
+            raise TrtexecParseError(f"exportTimes record {index}: {key} = {record[key]!r}")
         values.append(record[key] / 1000)
     return values
 
@@ -599,6 +636,8 @@ def parse_export_trace(json_text: str) -> list[dict[str, float]]:
         data = json.loads(json_text)
     except json.JSONDecodeError as exc:
         raise TrtexecParseError(f"exportTimes is not valid JSON ({exc}); truncated?") from None
+    except RecursionError:  # "[[[[..." thousands deep: no trtexec file
+        raise TrtexecParseError("exportTimes is nested too deeply to be trtexec's") from None
     if not isinstance(data, list):
         raise TrtexecParseError(f"exportTimes must be a JSON list, got {type(data).__name__}")
     records = []

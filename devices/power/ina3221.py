@@ -32,6 +32,7 @@ never by number.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ IIO_DRIVER_DIR = Path("sys/bus/i2c/drivers/ina3221x")
 IIO_CHANNELS = (0, 1, 2)
 
 _NUMBERED = re.compile(r"^(?:hwmon|iio:device)(\d+)$")
+_MAX_DIGITS = 18
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ def _read_int(path: Path) -> int:
     text = _read_text(path)
     # Some attributes carry a unit ("32760 ma" on old kernels); the number comes first.
     first = text.split()[0] if text else ""
+    # sysfs prints a handful of digits; 19 or more is garbage, whose products would
+    # not even fit a float.
+    if len(first) > _MAX_DIGITS:
+        raise ParseError("not an integer a sensor prints", line=text, source=str(path))
     try:
         return int(first)
     except ValueError:
@@ -250,9 +256,12 @@ class Ina3221Source(PowerSource):
                 raise ParseError(f"unknown unit {unit!r} of {name!r}", line=text, source="ina3221")
             try:
                 # Some attributes carry a unit ("32760 ma" on old kernels); the number first.
-                values.setdefault(name, {})[unit] = float(value.split()[0])
+                number = float(value.split()[0])
             except ValueError:
                 raise ParseError(f"{key} is not a number", line=text, source="ina3221") from None
+            if not math.isfinite(number):  # float() takes "nan" and "inf"; sysfs never does
+                raise ParseError(f"{key} is not a finite number", line=text, source="ina3221")
+            values.setdefault(name, {})[unit] = number
         mw: dict[str, float] = {}
         for name, units in values.items():
             rail = labels.get(name, name)
@@ -267,4 +276,6 @@ class Ina3221Source(PowerSource):
             raise ParseError(
                 "no rail with both a voltage and a current", line=text, source="ina3221"
             )
+        if not math.isfinite(total.instant_mw):  # finite values whose product overflows
+            raise ParseError("the rails give no finite power", line=text, source="ina3221")
         return Reading(total.rail, total.instant_mw / 1000.0)

@@ -26,6 +26,7 @@ single command invocations, so a bad line means the whole reading is suspect.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -48,6 +49,9 @@ _ADC_RE = re.compile(
 )
 _THROTTLED_RE = re.compile(r"^\s*throttled=(0x[0-9a-fA-F]+|\d+)\s*$")
 _TEMP_RE = re.compile(r"^\s*temp=(-?\d+(?:\.\d+)?)'C\s*$")
+# vcgencmd prints no number of more than a few digits; int() of over 4300 digits would
+# raise a plain ValueError instead of a ParseError.
+_MAX_DIGITS = 18
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,12 @@ def _adc_channel(line: str, number: int) -> tuple[str, str, float, int]:
     name, suffix, kind, unit = match["name"], match["suffix"], match["kind"], match["unit"]
     if (unit, kind) != (("A", "current") if suffix == "A" else ("V", "volt")):
         fail(f"{name}_{suffix} is a {kind} in {unit}")
-    return name, suffix, float(match["value"]), int(match["channel"])
+    value = float(match["value"])
+    if not math.isfinite(value):  # "1e999A": no reading, and it would make the sum inf
+        fail(f"{name}_{suffix} is not a finite number")
+    if len(match["channel"]) > _MAX_DIGITS:
+        fail(f"{name}_{suffix} has no ADC channel number")
+    return name, suffix, value, int(match["channel"])
 
 
 def parse_pmic_read_adc(text: str) -> PmicReading:
@@ -215,7 +224,11 @@ def parse_get_throttled(text: str) -> Throttled:
     if match is None:
         raise ParseError("not 'throttled=0x...'", line=text.strip(), source="get_throttled")
     value = match.group(1)
-    return Throttled(int(value, 16) if value.lower().startswith("0x") else int(value))
+    if value.lower().startswith("0x"):
+        return Throttled(int(value, 16))
+    if len(value) > _MAX_DIGITS:
+        raise ParseError("not a 32-bit flag word", line=text.strip(), source="get_throttled")
+    return Throttled(int(value))
 
 
 def parse_measure_temp(text: str) -> float:
@@ -223,7 +236,10 @@ def parse_measure_temp(text: str) -> float:
     match = _TEMP_RE.match(text.strip())
     if match is None:
         raise ParseError('not "temp=NN.N\'C"', line=text.strip(), source="measure_temp")
-    return float(match.group(1))
+    celsius = float(match.group(1))
+    if not math.isfinite(celsius):  # hundreds of digits read as inf
+        raise ParseError("not a finite temperature", line=text.strip(), source="measure_temp")
+    return celsius
 
 
 @register_source("rpi_pmic")
@@ -242,4 +258,9 @@ class PmicSource(PowerSource):
             raise ParseError(
                 "no rail with both a current and a voltage", line=text[:80], source="pmic_read_adc"
             )
-        return Reading(TOTAL_RAIL_NAME, pmic.total_power_w)
+        total = pmic.total_power_w
+        if not math.isfinite(total):  # finite rails whose products overflow
+            raise ParseError(
+                "the rails sum to no finite power", line=text[:80], source="pmic_read_adc"
+            )
+        return Reading(TOTAL_RAIL_NAME, total)

@@ -69,6 +69,9 @@ _LOAD_VALUE_RE = re.compile(r"^(\d+)%(?:@(?:(\d+)|\[(\d+(?:,\d+)*)\]))?$")
 _FREQ_VALUE_RE = re.compile(r"^\d+$")
 _TEMP_TOKEN_RE = re.compile(r"^([A-Za-z][\w.-]*)@(-?\d+(?:\.\d+)?)C$")
 _KEY_RE = re.compile(r"^\w+$")
+# tegrastats prints no number of more than a few digits; a run of 19 or more is garbage
+# (and int() of over 4300 digits raises a plain ValueError instead of a ParseError).
+_LONG_NUMBER_RE = re.compile(r"\d{19}")
 _RAIL_PREFIXES = ("VDD_", "POM_", "VIN_")
 
 Fail = Callable[[str], NoReturn]
@@ -155,6 +158,8 @@ def parse_line(line: str, *, line_number: int | None = None) -> TegraSample:
     text = raw.strip()
     if not text:
         fail("empty line")
+    if _LONG_NUMBER_RE.search(text):
+        fail("a number of more than 18 digits (garbage on the line?)")
 
     timestamp = None
     ts = _TIMESTAMP_RE.match(text)

@@ -19,6 +19,7 @@ from runners.mcu.protocol import ProtocolError
 
 DB_CHUNK = 32  # bytes per `db` command: 64 hex digits + "db " + "%" < 80
 _BRACKETS = re.compile(r"\[(.*)\]")
+_LAP_US = re.compile(r"[0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,15 @@ class EembcClient:
                 )
             self._pending += self.line.read(4096, min(left, 0.25))
 
+    def _lap_us(self, line: str) -> int:
+        """The microseconds of one ``m-lap-us-<t>`` line."""
+        value = line[len("m-lap-us-") :]
+        # A board timer is a 32- or 64-bit count; anything else on the line is noise
+        # that int() would raise a plain ValueError for.
+        if not _LAP_US.fullmatch(value):
+            raise ProtocolError(f"not a lap time: {line[:80]!r}", device=self.device)
+        return int(value)
+
     def _bracketed(self, lines: list[str], prefix: str) -> str | None:
         for got in lines:
             if got.startswith(prefix):
@@ -117,7 +127,7 @@ class EembcClient:
         (microseconds of board time; the time per inference is their difference
         divided by ``n``). The results that follow are kept in ``last_results``."""
         lines = self.command(f"infer {n} {warmup}", timeout=timeout)
-        laps = [int(got[len("m-lap-us-") :]) for got in lines if got.startswith("m-lap-us-")]
+        laps = [self._lap_us(got) for got in lines if got.startswith("m-lap-us-")]
         if "m-infer-done" not in lines or len(laps) < 2:
             raise ProtocolError(f"infer: incomplete reply {lines[-4:]}", device=self.device)
         self.last_results = self._results(lines)

@@ -306,6 +306,8 @@ class FramedClient:
         while len(counts) < n_ops:
             ask = min(MAX_LAYERS, n_ops - len(counts))
             body = self.request(LAYERS, struct.pack("<HH", len(counts), ask))
+            if len(body) < 2:  # not even the count: struct would raise its own error
+                raise ProtocolError("LAYERS: short reply", device=self.device)
             (n,) = struct.unpack_from("<H", body)
             if n != ask or len(body) != 2 + 8 * n:
                 raise ProtocolError(
