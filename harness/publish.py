@@ -176,7 +176,12 @@ def publish_site(
             if on_page:
                 on_page(run["id"], False)
             continue
-        data = report_data(store, run["id"])
+        # Without the raw samples: in a large history they are most of the reading time
+        # and, as the two sample plots, most of a page's bytes. The site's run page has
+        # every figure and table, the raw data files beside it, and links to nothing
+        # slower; `edgebench report RUN` draws the sample plots. (Its comparison with
+        # the previous run therefore judges p50s by CI overlap, not the U test.)
+        data = report_data(store, run["id"], samples=False)
         verdicts = None
         if previous is not None:
             base = report_data(store, previous["id"], samples=False)

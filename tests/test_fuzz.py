@@ -120,7 +120,7 @@ class Tally:
     lost: Counter[str] = field(default_factory=Counter)  # a result without its figures
     hangs: Counter[str] = field(default_factory=Counter)
     # Well-formed agent replies of kind runtime_error to a malformed request: the agent
-    # raised inside (see the xfail test on an unhashable runtime); counted, not failed.
+    # raised inside (an unhashable runtime did, before it was fixed); counted.
     agent_runtime_errors: int = 0
 
 
@@ -802,7 +802,7 @@ def _well_formed(line: str, reply: Any) -> None:
         )
         if error["kind"] == "runtime_error":
             # Well formed, but an exception inside the agent (its log has a traceback)
-            # for what is a malformed request: see the xfail test below.
+            # for what is a malformed request.
             TALLY.agent_runtime_errors += 1
     json.dumps(reply)  # what main() writes; an unencodable reply would be lost
 
@@ -817,26 +817,11 @@ def test_agent_handle_always_answers_one_well_formed_reply(agent: Agent, line: s
     _well_formed(line, reply)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="runners/agent/edgebench_agent.py Agent.handle catches only ValueError from "
-    "json.loads; a line of thousands of '[' raises RecursionError out of handle (and main "
-    "dies with a traceback). Fix: `except (ValueError, RecursionError) as e:` in handle's "
-    "json.loads, answering bad_request with id null.",
-)
 def test_agent_answers_deeply_nested_json_with_bad_request(agent: Agent) -> None:
     reply = agent.handle("[" * 100_000)
     assert reply["ok"] is False and reply["error"]["kind"] == "bad_request"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runners/agent/edgebench_agent.py op_load tests `runtime not in RUNTIMES` on the "
-    "raw JSON value: a list or object there raises TypeError (unhashable), answered as "
-    "runtime_error with a traceback in the agent's log, where PROTOCOL.md says an invalid "
-    "field is bad_request. Fix: `if not isinstance(runtime, str) or runtime not in RUNTIMES:`.",
-)
 @pytest.mark.parametrize("runtime", [[], {}], ids=["list", "object"])
 def test_agent_answers_an_unhashable_runtime_with_bad_request(agent: Agent, runtime: Any) -> None:
     request = {"id": 1, "op": "load", "path": "x", "sha256": "y", "runtime": runtime}
@@ -1466,3 +1451,4 @@ def test_zz_fuzz_tally() -> None:
         f"requests {TALLY.agent_runtime_errors}"
     )
     assert not TALLY.tracebacks and not TALLY.lost and not TALLY.hangs
+    assert TALLY.agent_runtime_errors == 0  # a malformed request is bad_request

@@ -1437,7 +1437,7 @@ class Agent:
             raise AgentFailure("bad_request", "load needs a 'path' string")
         if not isinstance(expected, str) or not expected:
             raise AgentFailure("bad_request", "load needs a 'sha256' string")
-        if runtime not in RUNTIMES:
+        if not isinstance(runtime, str) or runtime not in RUNTIMES:
             raise AgentFailure(
                 "bad_request",
                 f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, not {runtime!r}",
@@ -1687,7 +1687,7 @@ class Agent:
     def handle(self, line: str) -> dict[str, Any]:
         try:
             req = json.loads(line)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: "[[[[..." thousands deep
             return _error(None, "bad_request", f"request is not valid JSON: {e}")
         if not isinstance(req, dict):
             return _error(None, "bad_request", "request must be a JSON object")
