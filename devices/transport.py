@@ -340,7 +340,7 @@ class PosixHost(Transport):
         each check is a remote command). Whoever finds it damaged after all (the
         agent verifies a model's hash before loading it) calls :meth:`forget`.
         """
-        remote = f"{self.workdir}/artifacts/{sha256}/{name or local.name}"
+        remote = self.artifact_path(local, sha256, name)
         verified = self.__dict__.setdefault("_verified", {})
         if verified.get(remote) == sha256:
             return remote
@@ -357,6 +357,10 @@ class PosixHost(Transport):
             )
         verified[remote] = sha256
         return remote
+
+    def artifact_path(self, local: Path, sha256: str, name: str | None = None) -> str:
+        """Where :meth:`push` puts (or has put) this file on the device."""
+        return f"{self.workdir}/artifacts/{sha256}/{name or local.name}"
 
     def forget(self, remote: str) -> None:
         """The file at ``remote`` is not what it was: check (and copy) it again."""

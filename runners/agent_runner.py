@@ -217,7 +217,10 @@ class AgentRunner(Runner):
                 self.host.options.cooldown_limit_s,
             )
         pushed_before = self.host.pushed_bytes
-        remote = self.host.push(job.model.path, job.model.sha256, job.model.path.name)
+        # Not pushed (checked) here: the agent verifies the model's hash before loading
+        # it anyway, so a warm device costs no remote command for it; a missing or
+        # damaged copy is pushed when the load says so (_load).
+        remote = self.host.artifact_path(job.model.path, job.model.sha256, job.model.path.name)
         # One fresh agent process per share of the repetitions: a process that runs
         # slow for its whole life (placement, memory layout) is then one of several
         # in the job's windows and its CI, not the whole job.
@@ -251,8 +254,8 @@ class AgentRunner(Runner):
     def _load(
         self, agent: AgentClient, model: ModelFile, setting: dict[str, Any], remote: str
     ) -> dict[str, Any]:
-        """Load the pushed model; if the device's copy turns out damaged or gone (the
-        push checked it once per connection), copy it again and load once more."""
+        """Load the model from where it is pushed; if the device's copy is not there or
+        damaged, push it (checked and copied) and load once more."""
         try:
             return agent.load(remote, model.sha256, **load_fields(model, setting))
         except AgentError as e:
