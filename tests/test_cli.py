@@ -78,7 +78,9 @@ def test_lab_import_export_roundtrip(eb: Runner, tmp_path: Path) -> None:
     lab.write_text("version: 1\ndevices:\n  - name: x\n    transport: smoke-signals\n")
     bad = eb("lab", "import", str(lab), check=False)
     assert bad.returncode == 2
-    assert f"{lab}: devices.0.transport: unknown transport" in _one_error_line(bad)
+    line = _one_error_line(bad)
+    assert line.startswith(f"edgebench: error: {lab}:")
+    assert "devices.0.transport: unknown transport" in line
 
 
 def test_bad_suite_gets_one_line_and_exit_2(eb: Runner, fast_suite: Path) -> None:

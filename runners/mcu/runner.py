@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from devices.boards import BoardSpec, load_board
-from devices.errors import DeviceError
+from devices.errors import DeviceError, TransportError
 from devices.transport import McuTarget, Transport, sha256_file
 from runners.base import EvalSet, Job, ModelFile, Runner, fingerprint, register_runner
 from runners.records import (
@@ -299,6 +299,15 @@ class McuRunner(Runner):
 
     # ------------------------------------------------------------------ measuring
     def measure(self, job: Job) -> JobMeasurement:
+        try:
+            return self._measure(job)
+        except TransportError:
+            # The line or the board went (an emulator killed, a cable pulled): the next
+            # attempt flashes and connects afresh instead of writing to a dead line.
+            self._disconnect()
+            raise
+
+    def _measure(self, job: Job) -> JobMeasurement:
         if self.target.options.protocol == "eembc":
             return self._measure_eembc(job)
         try:

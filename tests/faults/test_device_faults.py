@@ -244,7 +244,7 @@ def test_qemu_killed_mid_job_is_retried_on_a_fresh_emulator(eb: Runner, tmp_path
         "measure: {warmup_runs: 1, warmup_min_s: 0, min_runs: 5, min_duration_s: 0,"
         " repetitions: 2}\n"
         "accuracy: {dataset: digits, split: test}\n"
-        "retry_backoff_s: 0.5\n"
+        "retries: 2\nretry_backoff_s: 0.5\n"
     )
     eb("variants", str(suite), timeout=1200)
     proc = subprocess.Popen(
@@ -257,7 +257,15 @@ def test_qemu_killed_mid_job_is_retried_on_a_fresh_emulator(eb: Runner, tmp_path
     )
     try:
         deadline = time.monotonic() + 600
-        while not (qemus := _qemu_of(proc.pid)):
+
+        def started() -> bool:  # the job's first attempt is under way (not a probe)
+            with sqlite3.connect(_db(eb)) as conn:
+                try:
+                    return conn.execute("SELECT SUM(attempts) FROM jobs").fetchone()[0] >= 1
+                except (sqlite3.OperationalError, TypeError):
+                    return False
+
+        while not (started() and (qemus := _qemu_of(proc.pid))):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
         time.sleep(0.3)  # booted and talking: the job is in flight
@@ -271,7 +279,7 @@ def test_qemu_killed_mid_job_is_retried_on_a_fresh_emulator(eb: Runner, tmp_path
     with sqlite3.connect(_db(eb)) as conn:
         ((status, attempts),) = conn.execute("SELECT status, attempts FROM jobs").fetchall()
         events = [m for (m,) in conn.execute("SELECT message FROM events WHERE level = 'warning'")]
-    assert status == "done" and attempts == 2
+    assert status == "done" and attempts >= 2
     # The failed attempt said which device and what happened.
     assert any("'m4'" in m and "attempt 1 failed" in m for m in events), events
 
