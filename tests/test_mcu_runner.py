@@ -212,7 +212,20 @@ def test_emulate_mcu_serves_the_uart_until_ctrl_c(model_dir: Path, tmp_path: Pat
         again.line.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Never leave the emulator spinning behind a failed test (QEMU in its own
+            # session takes a core until killed): the test fails, the machine is clean.
+            from devices.qemu import QEMU
+            from tests.sshd import descendants
+
+            for pid in descendants(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            out, err = proc.communicate()
+            subprocess.run(["pkill", "-9", "-f", f"{QEMU}.*{path.name}"], check=False)
+            raise AssertionError(f"emulate mcu did not stop on SIGINT: {err[-1000:]}") from None
     assert proc.returncode in (0, 130), err
     assert f"socket://127.0.0.1:{port}" in out
     assert "Traceback" not in err
