@@ -447,13 +447,9 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 def resolve_suite_path(ref: str) -> Path:
     """A path, or the name of a bundled suite (``digits``)."""
-    from suites.schema import bundled_suite
+    from suites.schema import suite_path
 
-    path = Path(ref)
-    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in ref:
-        return path
-    bundled = bundled_suite(ref)
-    return bundled if bundled.is_file() else path
+    return suite_path(ref)
 
 
 @app.command("variants")

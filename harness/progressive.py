@@ -25,8 +25,12 @@ from suites.schema import Suite
 
 def stage_figures(store: Store, run_id: str, stage: str) -> list[StageFigures]:
     """One stage's figures per device, from what the run stored."""
+    return _figures_of(report_data(store, run_id, samples=False).results, stage)
+
+
+def _figures_of(results: Sequence[Any], stage: str) -> list[StageFigures]:
     out = []
-    for r in report_data(store, run_id, samples=False).results:
+    for r in results:
         if r.variant != stage:
             continue
         done = r.status == "done" and not r.not_deployable
@@ -49,8 +53,9 @@ def outcome(store: Store, run_id: str, suite: Suite) -> tuple[str | None, list[s
     assert suite.progressive is not None
     target = suite.progressive.target
     last: list[str] = ["no stage was measured"]
+    results = report_data(store, run_id, samples=False).results  # read once
     for stage in stages(suite):
-        figures = stage_figures(store, run_id, stage.name)
+        figures = _figures_of(results, stage.name)
         if not figures:
             break
         last = gaps(target, figures)
@@ -103,8 +108,9 @@ def run_progressive(
 def path_lines(store: Store, run_id: str, suite: Suite) -> list[str]:
     """The path taken, one line per stage and device: size, accuracy, latency."""
     lines = []
+    results = report_data(store, run_id, samples=False).results
     for stage in stages(suite):
-        for f in stage_figures(store, run_id, stage.name):
+        for f in _figures_of(results, stage.name):
             size = f"{f.size_bytes / 1024:.1f} KiB" if f.size_bytes is not None else "-"
             acc = f"{f.accuracy:.2%}" if f.accuracy is not None else "-"
             lat = f"{f.latency_s * 1e3:.3f} ms" if f.latency_s is not None else "-"

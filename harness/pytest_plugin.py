@@ -652,16 +652,10 @@ class EdgebenchFixture:
 
 
 def _suite_path(ref: str | os.PathLike[str]) -> Path:
-    """A path, or the name of a bundled suite, as `edgebench run` takes it (the CLI's
-    ``resolve_suite_path``, here without importing the CLI)."""
-    from suites.schema import bundled_suite
+    """A path, or the name of a bundled suite, as `edgebench run` takes it."""
+    from suites.schema import suite_path
 
-    path = Path(ref).expanduser()
-    text = os.fspath(ref)
-    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in text:
-        return path
-    bundled = bundled_suite(text)
-    return bundled if bundled.is_file() else path
+    return suite_path(ref)
 
 
 @pytest.fixture

@@ -266,6 +266,38 @@ def sensitivity_search(
     return [layer for layer in layers if layer in kept], info
 
 
+def _by_sensitivity(
+    mixer: Any,
+    layers: Any,
+    params: Any,
+    data: Any,
+    model: Path,
+    logits: Callable[[Path, np.ndarray], np.ndarray],
+    reasons: dict[str, list[str]],
+) -> tuple[Any, dict[str, Any]]:
+    """select: sensitivity, for either format: score each candidate the mixer builds
+    on the validation split against the float model's own outputs, keep layers until
+    the budget is met (``sensitivity_search``), and say why each was kept."""
+    x, y = validation_split(data, params.validation_samples)
+    reference = logits(model, x)
+    float_scores = Scores.of(reference, y, reference)
+
+    def score(path: Path) -> Scores:
+        return Scores.of(logits(path, x), y, reference)
+
+    kept, sensitivity = sensitivity_search(
+        layers,
+        budget_pp=params.accuracy_budget_pp,
+        float_scores=float_scores,
+        measure_only=lambda layer: score(mixer.build_only(layer)),
+        measure_except=lambda keep: score(mixer.build_except(keep)),
+    )
+    sensitivity["validation"] = _validation_info(x)
+    for layer in kept:
+        reasons.setdefault(layer.name, []).append("sensitivity")
+    return kept, sensitivity
+
+
 def _validation_info(x: np.ndarray) -> str:
     return f"last {len(x)} samples of the train split (the test split stays unseen)"
 
@@ -437,23 +469,9 @@ def tflite_mixed(stage: Stage, params: TfliteMixedParams, ctx: BuildContext) -> 
 
     sensitivity = None
     if params.select == "sensitivity":
-        x, y = validation_split(data, params.validation_samples)
-        reference = tflite_logits(stage.path, x)
-        float_scores = Scores.of(reference, y, reference)
-
-        def score(path: Path) -> Scores:
-            return Scores.of(tflite_logits(path, x), y, reference)
-
-        kept, sensitivity = sensitivity_search(
-            layers,
-            budget_pp=params.accuracy_budget_pp,
-            float_scores=float_scores,
-            measure_only=lambda layer: score(mixer.build_only(layer)),
-            measure_except=lambda keep: score(mixer.build_except(keep)),
+        kept, sensitivity = _by_sensitivity(
+            mixer, layers, params, data, stage.path, tflite_logits, reasons
         )
-        sensitivity["validation"] = _validation_info(x)
-        for layer in kept:
-            reasons.setdefault(layer.name, []).append("sensitivity")
 
     out = mixer.build_except(kept, ctx.out_dir / _output_name(kept, "tflite"))
     shutil.rmtree(work)
@@ -609,23 +627,9 @@ def onnx_mixed(stage: Stage, params: OnnxMixedParams, ctx: BuildContext) -> Stag
 
     sensitivity = None
     if params.select == "sensitivity":
-        x, y = validation_split(data, params.validation_samples)
-        reference = onnx_logits(stage.path, x)
-        float_scores = Scores.of(reference, y, reference)
-
-        def score(path: Path) -> Scores:
-            return Scores.of(onnx_logits(path, x), y, reference)
-
-        kept, sensitivity = sensitivity_search(
-            layers,
-            budget_pp=params.accuracy_budget_pp,
-            float_scores=float_scores,
-            measure_only=lambda layer: score(mixer.build_only(layer)),
-            measure_except=lambda keep: score(mixer.build_except(keep)),
+        kept, sensitivity = _by_sensitivity(
+            mixer, layers, params, data, stage.path, onnx_logits, reasons
         )
-        sensitivity["validation"] = _validation_info(x)
-        for layer in kept:
-            reasons.setdefault(layer.name, []).append("sensitivity")
 
     out = mixer.build_except(kept, ctx.out_dir / _output_name(kept, "onnx"))
     shutil.rmtree(work)

@@ -8,6 +8,7 @@ with the file, the key and the line (see ``suites.yamlio``).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -294,3 +295,14 @@ def load_suite(path: Path) -> Suite:
 def bundled_suite(name: str) -> Path:
     """Path of a suite shipped inside the package (``suites/NAME.yaml``)."""
     return Path(__file__).resolve().parent / f"{name}.yaml"
+
+
+def suite_path(ref: str | os.PathLike[str]) -> Path:
+    """A suite file, or the name of a bundled suite (``digits``), as `edgebench run`
+    and the pytest plugin take it."""
+    path = Path(ref).expanduser()
+    text = os.fspath(ref)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in text:
+        return path
+    bundled = bundled_suite(text)
+    return bundled if bundled.is_file() else path
